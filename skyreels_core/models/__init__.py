@@ -1,0 +1,1 @@
+"""skyreels_core.models"""

@@ -1,0 +1,1 @@
+"""Shared neural-network primitives: attention dispatch, RoPE, adaLN modulation, norms."""
