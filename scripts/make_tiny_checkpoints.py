@@ -1,0 +1,268 @@
+"""Write tiny random-weight model files in the REAL key layouts, into ComfyUI-style model folders.
+
+    python scripts/make_tiny_checkpoints.py OUT_DIR [--only diffusion_models/skyreels_v2_t2v_tiny ...]
+
+Every file is deterministic (fixed seeds, values rounded to bf16 so the fp32 and bf16 files hold the same
+numbers) and small (a few MB). Files are skipped when they already exist with the content this version
+would write (sha256 recorded in OUT_DIR/tiny_manifest.json together with TINY_VERSION).
+
+The registry `TINY_FILES` lists `TinyFile(relative_path, builder)`; a builder returns a state dict. Another
+model's tiny file is one line: `TinyFile("vae/x.safetensors", _from("skyreels_core.models.m", "fn"))`.
+Used by the unit tests (`make_all(tmp_dir)`) and the ComfyUI end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import hashlib
+import importlib
+import json
+import logging
+import sys
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+if __package__ in (None, "") and str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from skyreels_core.checkpoints.convert import to_diffusers_wan_keys  # noqa: E402
+from skyreels_core.checkpoints.fp8 import quantize_weight  # noqa: E402
+
+log = logging.getLogger("make_tiny_checkpoints")
+
+TINY_VERSION = "1"
+MANIFEST = "tiny_manifest.json"
+StateDict = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TinyFile:
+    """One registry entry. `shards` > 1 writes a folder of diffusers-style shards plus an index json."""
+
+    path: str
+    build: Callable[[], StateDict]
+    metadata: dict[str, str] = field(default_factory=dict)
+    shards: int = 1
+
+
+# ---------------------------------------------------------------- DiT state dicts
+
+
+def _wan_config(variant: str):
+    from skyreels_core.models.wan_dit import TINY
+
+    return {
+        "t2v": TINY,
+        "i2v": dataclasses.replace(TINY, model_type="i2v", in_dim=36),
+        "df": dataclasses.replace(TINY, inject_sample_info=True),
+    }[variant]
+
+
+def _random_tensor(key: str, shape: torch.Size, seed: int) -> torch.Tensor:
+    """Seeded per key (independent of key order): N(0, 1/fan_in) weights, small biases, norms near 1."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(key.encode()))
+    noise = torch.randn(shape, generator=generator)
+    name = key.rsplit(".", 1)[-1]
+    if "norm" in key and len(shape) == 1:
+        value = (1.0 if name == "weight" else 0.0) + 0.1 * noise
+    elif name == "bias":
+        value = 0.02 * noise
+    elif name == "modulation":
+        value = noise / shape[-1] ** 0.5
+    else:
+        value = noise / max(shape[1:].numel(), 1) ** 0.5
+    return value.to(torch.bfloat16).float().contiguous()
+
+
+@functools.cache
+def _dit_cached(variant: str, seed: int) -> tuple[tuple[str, torch.Tensor], ...]:
+    from skyreels_core.models.wan_dit import WanModel
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in WanModel(_wan_config(variant), device="meta").state_dict().items()}
+    return tuple((k, _random_tensor(k, shapes[k], seed)) for k in sorted(shapes))
+
+
+def tiny_dit_state_dict(variant: str = "t2v", seed: int = 0, marker: bool = True) -> StateDict:
+    """Original Wan keys, float32 (bf16-representable). `marker` adds SkyReels' `model_type.*` dummy tensor."""
+    state = {k: v.clone() for k, v in _dit_cached(variant, seed)}
+    if marker:
+        state[f"model_type.SkyReels-V2-{variant.upper()}-tiny"] = torch.zeros(1)
+    return state
+
+
+def _is_block_linear(key: str, tensor: torch.Tensor) -> bool:
+    return key.startswith("blocks.") and key.endswith(".weight") and tensor.dim() == 2
+
+
+def comfy_prefixed(state: StateDict) -> StateDict:
+    return {f"model.diffusion_model.{k}": v for k, v in state.items()}
+
+
+def to_bf16(state: StateDict) -> StateDict:
+    return {k: v.to(torch.bfloat16) for k, v in state.items()}
+
+
+def to_fp8(state: StateDict, fp8_dtype: torch.dtype = torch.float8_e4m3fn) -> StateDict:
+    """Kijai / ComfyUI `*_fp8_e4m3fn` style: block Linear weights cast to fp8, everything else bf16."""
+    return {k: v.to(fp8_dtype) if _is_block_linear(k, v) else v.to(torch.bfloat16) for k, v in state.items()}
+
+
+def to_scaled_fp8(state: StateDict, fp8_dtype: torch.dtype = torch.float8_e4m3fn) -> StateDict:
+    """ComfyUI `*_fp8_scaled` style: `scaled_fp8` marker + per-layer float32 `scale_weight`/`scale_input`."""
+    out: StateDict = {"scaled_fp8": torch.empty(0, dtype=fp8_dtype)}
+    for key, tensor in state.items():
+        if _is_block_linear(key, tensor):
+            layer = key[: -len(".weight")]
+            out[key], out[f"{layer}.scale_weight"] = quantize_weight(tensor, fp8_dtype)
+            out[f"{layer}.scale_input"] = torch.ones(())
+        else:
+            out[key] = tensor.to(torch.bfloat16)
+    return out
+
+
+def _dit(variant: str = "t2v", transform: Callable[[StateDict], StateDict] | None = None, **kw) -> Callable:
+    def build() -> StateDict:
+        state = tiny_dit_state_dict(variant, **kw)
+        return transform(state) if transform else state
+
+    return build
+
+
+def _diffusers(state: StateDict) -> StateDict:
+    return to_diffusers_wan_keys({k: v for k, v in state.items() if not k.startswith("model_type.")})
+
+
+def _from(module: str, function: str, **kwargs) -> Callable[[], StateDict]:
+    """Builder that calls `module.function(**kwargs)` (imported lazily: other model files may be absent)."""
+
+    def build() -> StateDict:
+        return getattr(importlib.import_module(module), function)(**kwargs)
+
+    build.source = f"{module}.{function}"  # type: ignore[attr-defined]
+    return build
+
+
+DM = "diffusion_models/"
+TINY_FILES: tuple[TinyFile, ...] = (
+    TinyFile(DM + "skyreels_v2_t2v_tiny.safetensors", _dit("t2v")),
+    TinyFile(DM + "skyreels_v2_t2v_tiny_comfy.safetensors", _dit("t2v", comfy_prefixed)),
+    TinyFile(DM + "skyreels_v2_t2v_tiny_diffusers.safetensors", _dit("t2v", _diffusers)),
+    TinyFile(DM + "skyreels_v2_t2v_tiny_bf16.safetensors", _dit("t2v", to_bf16)),
+    TinyFile(DM + "skyreels_v2_t2v_tiny_fp8_e4m3fn.safetensors", _dit("t2v", to_fp8)),
+    TinyFile(DM + "skyreels_v2_t2v_tiny_fp8_scaled.safetensors", _dit("t2v", to_scaled_fp8)),
+    TinyFile(DM + "skyreels_v2_t2v_tiny_sharded", _dit("t2v"), shards=2),
+    TinyFile(DM + "skyreels_v2_i2v_tiny.safetensors", _dit("i2v")),
+    TinyFile(DM + "skyreels_v2_df_tiny.safetensors", _dit("df")),
+    # Other model kinds: builders live next to each model.
+    TinyFile("vae/wan_2.1_vae_tiny.safetensors", _from("skyreels_core.models.video_vae", "tiny_state_dict")),
+    TinyFile("text_encoders/umt5_xxl_tiny.safetensors", _from("skyreels_core.encoders.umt5", "tiny_state_dict")),
+    TinyFile("vae/mmaudio_vae_44k_tiny.safetensors", _from("skyreels_core.models.audio_vae", "tiny_vae_state_dict")),
+    TinyFile("vae/bigvgan_v2_44k_tiny.safetensors", _from("skyreels_core.models.vocoder", "tiny_vocoder_state_dict")),
+)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _safetensors_bytes(state: StateDict, metadata: dict[str, str]) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in state.items()}, metadata={"skyreels.tiny_version": TINY_VERSION,
+                                                                        **metadata})
+
+
+def _render(entry: TinyFile) -> dict[str, bytes]:
+    """{relative path: file bytes} for one entry (several files for a sharded entry)."""
+    state = entry.build()
+    if entry.shards == 1:
+        return {entry.path: _safetensors_bytes(state, entry.metadata)}
+    keys = sorted(state)
+    per_shard = -(-len(keys) // entry.shards)
+    files, weight_map, total = {}, {}, 0
+    for i in range(entry.shards):
+        name = f"diffusion_pytorch_model-{i + 1:05d}-of-{entry.shards:05d}.safetensors"
+        part = {k: state[k] for k in keys[i * per_shard:(i + 1) * per_shard]}
+        files[f"{entry.path}/{name}"] = _safetensors_bytes(part, entry.metadata)
+        weight_map.update(dict.fromkeys(part, name))
+        total += sum(t.numel() * t.element_size() for t in part.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    files[f"{entry.path}/diffusion_pytorch_model.safetensors.index.json"] = \
+        (json.dumps(index, indent=2, sort_keys=True) + "\n").encode()
+    return files
+
+
+def _load_manifest(out_dir: Path) -> dict:
+    try:
+        manifest = json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {"version": TINY_VERSION, "files": {}}
+    return manifest if manifest.get("version") == TINY_VERSION else {"version": TINY_VERSION, "files": {}}
+
+
+def _up_to_date(out_dir: Path, entry: TinyFile, manifest: dict) -> bool:
+    recorded = manifest["files"].get(entry.path)
+    if not recorded:
+        return False
+    for rel, digest in recorded.items():
+        file = out_dir / rel
+        if not file.is_file() or hashlib.sha256(file.read_bytes()).hexdigest() != digest:
+            return False
+    return True
+
+
+def make_all(out_dir: str | Path, only: list[str] | None = None) -> list[Path]:
+    """Write (or keep, if up to date) every registry file under `out_dir`; returns all paths written or kept.
+
+    only: registry paths (or their prefixes, e.g. "diffusion_models/") to restrict to.
+    An entry whose builder module is not available is skipped with a warning.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = _load_manifest(out_dir)
+    result: list[Path] = []
+    for entry in TINY_FILES:
+        if only and not any(entry.path.startswith(o) for o in only):
+            continue
+        if _up_to_date(out_dir, entry, manifest):
+            result.extend(out_dir / rel for rel in manifest["files"][entry.path])
+            continue
+        try:
+            files = _render(entry)
+        except (ImportError, AttributeError) as exc:
+            log.warning("skipping %s: builder not available (%s)", entry.path, exc)
+            continue
+        for rel, data in files.items():
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (out_dir / rel).write_bytes(data)
+            result.append(out_dir / rel)
+        manifest["files"][entry.path] = {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
+        log.info("wrote %s", entry.path)
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=Path, help="ComfyUI models folder (or any folder) to write into")
+    parser.add_argument("--only", nargs="*", default=None, help="registry paths or folder prefixes to write")
+    parser.add_argument("--list", action="store_true", help="print the registry and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.list:
+        for entry in TINY_FILES:
+            log.info("%s", entry.path)
+        return 0
+    paths = make_all(args.out_dir, args.only)
+    log.info("%d files in %s", len(paths), args.out_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

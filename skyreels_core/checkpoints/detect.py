@@ -1,0 +1,166 @@
+"""What kind of model a file holds, from its characteristic keys.
+
+Every loader calls `detect_kind` first, so picking the wrong file in a loader node fails with a message
+that says what the file is and where to load it instead (`wrong_kind_message`).
+
+The rules are data (`KIND_RULES`): a kind matches when, for one of its alternatives, every regex matches
+at least one key (after removing wrapper prefixes such as ComfyUI's `model.diffusion_model.`). Rules are
+tried in order; the first match wins, so the more specific kinds come first.
+
+Key patterns, by release:
+- Wan/SkyReels DiT: original `head.modulation`, `blocks.N.self_attn.q.weight`; diffusers
+  `condition_embedder.time_embedder.linear_1.*`, `blocks.N.attn1.to_q.*` (SkyReels-V3 R2V ships this).
+- Wan2.1 VAE: `Wan2.1_VAE.pth` and ComfyUI `wan_2.1_vae.safetensors` share `encoder.conv1`,
+  `decoder.middle.0.residual.0.gamma`, `conv1`/`conv2`; diffusers `AutoencoderKLWan` has `quant_conv`,
+  `decoder.mid_block.resnets.0.norm1.gamma`.
+- umT5: Wan `models_t5_umt5-xxl-enc-bf16.pth` (`token_embedding.weight`, `blocks.N.attn.q.weight`);
+  HF / ComfyUI `umt5_xxl_*.safetensors` (`shared.weight`, `encoder.block.N.layer.0.SelfAttention.q.weight`).
+- CLIP vision: Wan open-clip `.pth` (`visual.patch_embedding.weight`, `visual.transformer.N.attn.to_qkv`,
+  `log_scale`, `textual.*`); open_clip (`visual.transformer.resblocks.N`); HF / ComfyUI `clip_vision_h`
+  (`vision_model.embeddings.patch_embedding.weight`).
+- MMAudio VAE: `encoder.conv_in.weight` with `encoder.learnable_gain` / `data_mean`.
+- BigVGAN vocoder: `conv_pre`, `ups.N`, `resblocks.N`, `conv_post`.
+- wav2vec2 (HF): `feature_extractor.conv_layers.0.conv.weight`, `encoder.layers.N.attention.k_proj.weight`.
+- SkyReels-V4 AV DiT (our documented layout): a video DiT plus an audio stream (`audio_blocks.N.*`,
+  `audio_patch_embedding.*`, or per-block `audio_self_attn`). Checked before `wan_dit`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "KINDS",
+    "KIND_DESCRIPTIONS",
+    "KIND_RULES",
+    "WRAPPER_PREFIXES",
+    "KindDescription",
+    "detect_kind",
+    "describe_kind",
+    "strip_wrapper_prefixes",
+    "wrong_kind_message",
+]
+
+# Wrapper prefixes that full checkpoints and training frameworks put in front of a model's own keys.
+WRAPPER_PREFIXES = (
+    "model.diffusion_model.",
+    "diffusion_model.",
+    "model.model.",
+    "model.",
+    "module.",
+    "generator.",
+    "wav2vec2.",
+    "text_encoders.umt5xxl.transformer.",
+)
+
+
+@dataclass(frozen=True)
+class KindDescription:
+    """How to name a kind to a user, and which loader takes it."""
+
+    name: str
+    loader: str
+
+
+KIND_DESCRIPTIONS: dict[str, KindDescription] = {
+    "wan_dit": KindDescription("video diffusion model (SkyReels/Wan2.1 DiT)", "the SkyReels Model loader"),
+    "av_dit": KindDescription("audio-video diffusion model (SkyReels-V4 AV DiT)", "the SkyReels AV Model loader"),
+    "wan_vae": KindDescription("video VAE (Wan2.1 VAE)", "the SkyReels VAE loader"),
+    "umt5": KindDescription("text encoder (umT5-XXL)", "the SkyReels Text Encoder loader"),
+    "clip_vision": KindDescription("image encoder (CLIP vision ViT-H/14)", "the SkyReels CLIP Vision loader"),
+    "mmaudio_vae": KindDescription("audio VAE (MMAudio VAE)", "the SkyReels Audio VAE loader"),
+    "bigvgan": KindDescription("audio vocoder (BigVGAN)", "the SkyReels Audio VAE loader (as vocoder)"),
+    "wav2vec2": KindDescription("speech encoder (wav2vec2)", "the SkyReels Audio Encoder loader"),
+    "unknown": KindDescription("model this pack does not recognise", "a loader of the pack it belongs to"),
+}
+
+KINDS = tuple(KIND_DESCRIPTIONS)
+
+_N = r"\d+"
+# kind -> alternatives; an alternative matches when each of its regexes matches some key.
+KIND_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
+    ("av_dit", (
+        (r"^audio_blocks\.\d+\.", r"^blocks\.\d+\."),
+        (r"^audio_patch_embedding\.",),
+        (rf"^blocks\.{_N}\.audio_self_attn\.",),
+    )),
+    ("wan_dit", (
+        (r"^head\.modulation$",),
+        (rf"^blocks\.{_N}\.self_attn\.q\.weight$", rf"^blocks\.{_N}\.cross_attn\.q\.weight$"),
+        (r"^condition_embedder\.time_embedder\.linear_1\.weight$",),
+        (rf"^blocks\.{_N}\.attn1\.to_q\.weight$", rf"^blocks\.{_N}\.attn2\.to_q\.weight$"),
+    )),
+    ("mmaudio_vae", (
+        (r"^encoder\.conv_in\.weight$", r"^(encoder|decoder)\.learnable_gain$"),
+        (r"^encoder\.conv_in\.weight$", r"^data_mean$"),
+    )),
+    ("wan_vae", (
+        (r"^encoder\.conv1\.weight$", rf"^decoder\.middle\.{_N}\.residual\.0\.gamma$"),
+        (r"^quant_conv\.weight$", rf"^decoder\.mid_block\.resnets\.{_N}\.norm1\.gamma$"),
+    )),
+    ("umt5", (
+        (r"^token_embedding\.weight$", rf"^blocks\.{_N}\.attn\.q\.weight$"),
+        (rf"^(encoder\.)?block\.{_N}\.layer\.0\.SelfAttention\.q\.weight$",),
+    )),
+    ("clip_vision", (
+        (r"^visual\.(patch_embedding|conv1)\.weight$",),
+        (rf"^visual\.transformer\.(resblocks\.)?{_N}\.",),
+        (r"^vision_model\.embeddings\.patch_embedding\.weight$",),
+    )),
+    ("bigvgan", (
+        (r"^conv_pre\.(weight|weight_v|parametrizations\.weight\.original1)$", rf"^ups\.{_N}\.",
+         rf"^resblocks\.{_N}\.", r"^conv_post\."),
+    )),
+    ("wav2vec2", (
+        (rf"^feature_extractor\.conv_layers\.{_N}\.conv\.weight$", rf"^encoder\.layers\.{_N}\.attention\.k_proj\."),
+    )),
+)
+
+_COMPILED = tuple(
+    (kind, tuple(tuple(re.compile(p) for p in alternative) for alternative in alternatives))
+    for kind, alternatives in KIND_RULES
+)
+
+
+def strip_wrapper_prefixes(keys: Iterable[str]) -> list[str]:
+    """Keys with the first wrapper prefix that most keys carry removed (repeated while one applies)."""
+    keys = list(keys)
+    for _ in range(3):
+        for prefix in WRAPPER_PREFIXES:
+            carrying = sum(k.startswith(prefix) for k in keys)
+            if carrying and carrying * 2 >= len(keys):
+                keys = [k[len(prefix):] if k.startswith(prefix) else k for k in keys]
+                break
+        else:
+            return keys
+    return keys
+
+
+def _matches(patterns: tuple[re.Pattern, ...], keys: list[str]) -> bool:
+    return all(any(p.search(k) for k in keys) for p in patterns)
+
+
+def detect_kind(keys: Iterable[str]) -> str:
+    """One of `KINDS` for a state dict's keys (a dict works too). "unknown" when no rule matches."""
+    keys = strip_wrapper_prefixes(keys)
+    for kind, alternatives in _COMPILED:
+        if any(_matches(alternative, keys) for alternative in alternatives):
+            return kind
+    return "unknown"
+
+
+def describe_kind(kind: str) -> str:
+    return KIND_DESCRIPTIONS.get(kind, KIND_DESCRIPTIONS["unknown"]).name
+
+
+def wrong_kind_message(file: str | Path, found: str, expected: str) -> str:
+    """E.g. "x.safetensors: this file looks like a video VAE (Wan2.1 VAE), not a video diffusion model
+    (SkyReels/Wan2.1 DiT); pick it in the SkyReels VAE loader."."""
+    found_desc = KIND_DESCRIPTIONS.get(found, KIND_DESCRIPTIONS["unknown"])
+    message = f"{Path(file).name}: this file looks like a {found_desc.name}, not a {describe_kind(expected)}"
+    if found == "unknown":
+        return message + ". Check that you picked the right file and that the download is complete."
+    return message + f"; pick it in {found_desc.loader}."
