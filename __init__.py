@@ -1,0 +1,65 @@
+"""ComfyUI-SkyReels: SkyReels video models as ComfyUI nodes, on the pure-PyTorch skyreels_core library.
+
+ComfyUI loads this package from custom_nodes/. The mappings below are literal on purpose: ComfyUI-Manager's
+missing-node scanner reads them from source. The classes are V3 `io.ComfyNode`s; ComfyUI accepts them in
+NODE_CLASS_MAPPINGS (which it prefers over `comfy_entrypoint`, kept for V3-only hosts and tools).
+Importing this package touches no GPU and imports no optional dependency. Imported outside ComfyUI (pytest
+collects this folder as a package because it has an __init__.py) it registers nothing instead of failing.
+"""
+
+WEB_DIRECTORY = "./web"
+
+try:
+    from comfy_api.latest import ComfyExtension, io
+except ModuleNotFoundError as exc:  # not inside ComfyUI, e.g. pytest collecting the repository root folder
+    if exc.name not in ("comfy_api", "comfy_api.latest"):
+        raise
+    NODE_CLASS_MAPPINGS = {}
+    NODE_DISPLAY_NAME_MAPPINGS = {}
+else:
+    from .nodes.decode import SkyReelsVAEDecode
+    from .nodes.encode import SkyReelsCLIPVisionEncode, SkyReelsTextEncode
+    from .nodes.latent import SkyReelsEmptyVideoLatent, SkyReelsImageToVideo
+    from .nodes.loaders import (
+        SkyReelsCLIPVisionLoader,
+        SkyReelsModelLoader,
+        SkyReelsTextEncoderLoader,
+        SkyReelsVAELoader,
+    )
+    from .nodes.sampler import SkyReelsSampler
+
+    NODE_CLASS_MAPPINGS = {
+        "SkyReelsModelLoader": SkyReelsModelLoader,
+        "SkyReelsVAELoader": SkyReelsVAELoader,
+        "SkyReelsTextEncoderLoader": SkyReelsTextEncoderLoader,
+        "SkyReelsCLIPVisionLoader": SkyReelsCLIPVisionLoader,
+        "SkyReelsTextEncode": SkyReelsTextEncode,
+        "SkyReelsCLIPVisionEncode": SkyReelsCLIPVisionEncode,
+        "SkyReelsEmptyVideoLatent": SkyReelsEmptyVideoLatent,
+        "SkyReelsImageToVideo": SkyReelsImageToVideo,
+        "SkyReelsSampler": SkyReelsSampler,
+        "SkyReelsVAEDecode": SkyReelsVAEDecode,
+    }
+
+    NODE_DISPLAY_NAME_MAPPINGS = {
+        "SkyReelsModelLoader": "SkyReels Model Loader",
+        "SkyReelsVAELoader": "SkyReels VAE Loader",
+        "SkyReelsTextEncoderLoader": "SkyReels Text Encoder Loader (umT5)",
+        "SkyReelsCLIPVisionLoader": "SkyReels CLIP Vision Loader",
+        "SkyReelsTextEncode": "SkyReels Text Encode",
+        "SkyReelsCLIPVisionEncode": "SkyReels CLIP Vision Encode",
+        "SkyReelsEmptyVideoLatent": "SkyReels Empty Video Latent",
+        "SkyReelsImageToVideo": "SkyReels Image To Video",
+        "SkyReelsSampler": "SkyReels Sampler",
+        "SkyReelsVAEDecode": "SkyReels VAE Decode",
+    }
+
+    class SkyReelsExtension(ComfyExtension):
+        async def get_node_list(self) -> list[type[io.ComfyNode]]:
+            return list(NODE_CLASS_MAPPINGS.values())
+
+    async def comfy_entrypoint() -> SkyReelsExtension:
+        return SkyReelsExtension()
+
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY", "comfy_entrypoint"]

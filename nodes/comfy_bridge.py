@@ -1,0 +1,219 @@
+"""The one place that talks to ComfyUI's runtime: model files, devices, model management, progress.
+
+Every ComfyUI module (folder_paths, comfy.model_management, comfy.model_patcher, comfy.utils,
+comfy.latent_formats, latent_preview, server) is imported inside the function that needs it, so importing
+the pack touches no GPU and the other node modules stay testable with these few functions mocked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from .types import ManagedModel
+
+log = logging.getLogger("SkyReels")
+
+PROGRESS_EVENT = "skyreels.progress"
+"""Custom websocket event the web extension listens to: {node, step, total, s_per_step, eta_s, text}."""
+
+# Which devices ComfyUI's model management assigns to each kind of network.
+_DEVICE_ROLES = {
+    "dit": ("get_torch_device", "unet_offload_device"),
+    "vae": ("vae_device", "vae_offload_device"),
+    "text_encoder": ("text_encoder_device", "text_encoder_offload_device"),
+    "clip_vision": ("text_encoder_device", "text_encoder_offload_device"),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# model files
+
+
+def list_models(folder: str) -> list[str]:
+    """File names ComfyUI lists for a standard model folder ("diffusion_models", "vae", ...)."""
+    import folder_paths
+
+    return folder_paths.get_filename_list(folder)
+
+
+def model_path(folder: str, name: str) -> str:
+    """Full path of `name` in a model folder; raises with the folder name when it is missing."""
+    import folder_paths
+
+    return folder_paths.get_full_path_or_raise(folder, name)
+
+
+def list_tokenizer_dirs() -> list[str]:
+    """Sub-folders of models/text_encoders that look like a Hugging Face tokenizer (for the umT5 loader)."""
+    import os
+
+    import folder_paths
+
+    found = []
+    for root in folder_paths.get_folder_paths("text_encoders"):
+        if not os.path.isdir(root):
+            continue
+        for name in sorted(os.listdir(root)):
+            path = os.path.join(root, name)
+            if os.path.isdir(path) and any(f.startswith(("tokenizer", "spiece")) for f in os.listdir(path)):
+                found.append(name)
+    return found
+
+
+def tokenizer_path(name: str) -> str:
+    import os
+
+    import folder_paths
+
+    for root in folder_paths.get_folder_paths("text_encoders"):
+        path = os.path.join(root, name)
+        if os.path.isdir(path):
+            return path
+    raise FileNotFoundError(f"Tokenizer folder {name!r} not found under models/text_encoders.")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# devices and model management
+
+
+def devices(role: str) -> tuple[torch.device, torch.device]:
+    """(load device, offload device) ComfyUI assigns to a network of this role (see _DEVICE_ROLES)."""
+    import comfy.model_management as mm
+
+    load_fn, offload_fn = _DEVICE_ROLES[role]
+    return getattr(mm, load_fn)(), getattr(mm, offload_fn)()
+
+
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """The dtype to run a network in on `device`: bf16 where supported, else fp16, float32 on CPU."""
+    import comfy.model_management as mm
+
+    if torch.device(device).type == "cpu":
+        return torch.float32
+    if mm.should_use_bf16(device):
+        return torch.bfloat16
+    if mm.should_use_fp16(device):
+        return torch.float16
+    return torch.float32
+
+
+def vae_dtype(device: torch.device) -> torch.dtype:
+    """The VAE's dtype on `device`: ComfyUI's choice among bf16 and float32 (float32 on CPU)."""
+    import comfy.model_management as mm
+
+    if torch.device(device).type == "cpu":
+        return torch.float32
+    return mm.vae_dtype(device, [torch.bfloat16, torch.float32])
+
+
+def module_of(runner) -> torch.nn.Module:
+    """The nn.Module inside a core runner (the runner itself, or its `model` attribute for wrappers that also
+    own a tokenizer or preprocessing)."""
+    if isinstance(runner, torch.nn.Module):
+        return runner
+    module = getattr(runner, "model", None)
+    if isinstance(module, torch.nn.Module):
+        return module
+    raise TypeError(f"{type(runner).__name__} is neither an nn.Module nor has an nn.Module `model` attribute.")
+
+
+def manage(module: torch.nn.Module, role: str, file: str, runner=None) -> ManagedModel:
+    """Wrap a core network in a ModelPatcher so ComfyUI loads, offloads and frees it like its own models."""
+    import comfy.model_patcher
+
+    load_device, offload_device = devices(role)
+    patcher = comfy.model_patcher.ModelPatcher(module, load_device=load_device, offload_device=offload_device)
+    return ManagedModel(patcher=patcher, runner=module if runner is None else runner, file=file)
+
+
+def load_for_use(managed: ManagedModel) -> torch.device:
+    """Ask ComfyUI to put this network on its load device (evicting others if memory is short)."""
+    import comfy.model_management as mm
+
+    mm.load_models_gpu([managed.patcher])
+    return managed.patcher.load_device
+
+
+# ---------------------------------------------------------------------------------------------------------
+# latents: ComfyUI's LATENT holds raw Wan-VAE latents; the DiT and our VAE work on normalised ones
+
+
+def latent_to_model(samples: torch.Tensor) -> torch.Tensor:
+    """LATENT["samples"] (raw Wan2.1 VAE space, what core Wan nodes use) -> normalised DiT space."""
+    import comfy.latent_formats
+
+    return comfy.latent_formats.Wan21().process_in(samples.float())
+
+
+def latent_from_model(samples: torch.Tensor) -> torch.Tensor:
+    """Normalised DiT latent -> LATENT["samples"] (raw Wan2.1 VAE space)."""
+    import comfy.latent_formats
+
+    return comfy.latent_formats.Wan21().process_out(samples.float())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# progress, previews, status text, cancel
+
+
+def _send_status(node_id: str | None, payload: dict) -> None:
+    try:
+        from server import PromptServer
+    except ImportError:  # running outside a ComfyUI server (scripts, tests)
+        return
+    server = PromptServer.instance
+    if server is None:
+        return
+    if node_id is not None:
+        server.send_progress_text(payload["text"], node_id)
+    server.send_sync(PROGRESS_EVENT, dict(payload, node=node_id), server.client_id)
+
+
+def format_status(step: int, total: int, seconds_per_step: float) -> str:
+    """'step 3/30 · 1.25 s/step · ETA 0:34' (the line shown on the sampler node)."""
+    eta = int(round(seconds_per_step * (total - step)))
+    return f"step {step}/{total} · {seconds_per_step:.2f} s/step · ETA {eta // 60}:{eta % 60:02d}"
+
+
+class StepProgress:
+    """Per-step callback for a sampling loop: ComfyUI progress bar (also the Cancel point), a latent2rgb
+    preview of x0, and a status line with seconds per step and ETA.
+
+    Call as callback(step, total, x0) with step counting from 1 and x0 a normalised Wan latent [B,16,F,h,w].
+    """
+
+    def __init__(self, total: int, node_id: str | None, device: torch.device, preview: bool = True):
+        import comfy.latent_formats
+        import comfy.utils
+        import latent_preview
+
+        self.node_id = node_id
+        self.bar = comfy.utils.ProgressBar(total)
+        self.previewer = latent_preview.get_previewer(device, comfy.latent_formats.Wan21()) if preview else None
+        self.start = time.perf_counter()
+
+    def __call__(self, step: int, total: int, x0: torch.Tensor) -> None:
+        per_step = (time.perf_counter() - self.start) / max(step, 1)
+        text = format_status(step, total, per_step)
+        _send_status(self.node_id, {"step": step, "total": total, "s_per_step": per_step,
+                                    "eta_s": per_step * (total - step), "text": text})
+        preview = None
+        if self.previewer is not None:
+            preview = self.previewer.decode_latent_to_preview_image("JPEG", x0)
+        self.bar.update_absolute(step, total, preview)  # raises InterruptProcessingException on Cancel
+        log.debug("SkyReels sampler %s", text)
+
+
+class SimpleProgress:
+    """Progress bar (and Cancel point) for non-sampling loops such as VAE decoding: callback(done, total)."""
+
+    def __init__(self, total: int):
+        import comfy.utils
+
+        self.bar = comfy.utils.ProgressBar(total)
+
+    def __call__(self, done: int, total: int, *_: object) -> None:
+        self.bar.update_absolute(done, total)

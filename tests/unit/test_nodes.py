@@ -1,0 +1,364 @@
+"""Node-layer tests: call each node's `execute` with ComfyUI's runtime modules replaced by small fakes.
+
+Like ComfyUI's tests-unit/comfy_extras_test/image_stitch_test.py, the runtime modules (model management,
+ModelPatcher, ProgressBar, latent_preview, folder_paths, server) are swapped in sys.modules so nothing
+touches a GPU. The V3 schema classes come from the real ComfyUI test host when it is installed
+(scripts/setup_test_host.py); otherwise from a minimal stand-in with the same interface.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import importlib.util
+import os
+import sys
+import types
+from pathlib import Path
+from unittest.mock import patch
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+PACK = "comfyui_skyreels_under_test"
+HOST_COMFY = Path(os.environ.get("SKYREELS_TESTHOST") or Path.home() / ".cache" / "skyreels-testhost") / "ComfyUI"
+
+# Widgets are stored by position in saved workflows: this order is a contract. Add new inputs at the end only.
+WIDGETS = {
+    "SkyReelsModelLoader": ["model_name", "weight_dtype", "attention"],
+    "SkyReelsVAELoader": ["vae_name"],
+    "SkyReelsTextEncoderLoader": ["text_encoder_name", "tokenizer"],
+    "SkyReelsCLIPVisionLoader": ["clip_name"],
+    "SkyReelsTextEncode": ["positive", "negative"],
+    "SkyReelsCLIPVisionEncode": [],
+    "SkyReelsEmptyVideoLatent": ["width", "height", "frames", "batch"],
+    "SkyReelsImageToVideo": ["width", "height", "frames"],
+    "SkyReelsSampler": ["seed", "steps", "cfg", "shift", "scheduler", "denoise"],
+    "SkyReelsVAEDecode": ["tile_size", "tile_overlap"],
+}
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "COMBO", "BOOLEAN")
+
+
+# --------------------------------------------------------------------------------------- fake runtime
+
+
+class FakeProgressBar:
+    instances: list[FakeProgressBar] = []
+
+    def __init__(self, total, node_id=None):
+        self.total, self.updates = total, []
+        FakeProgressBar.instances.append(self)
+
+    def update_absolute(self, value, total=None, preview=None):
+        self.updates.append((value, total, preview))
+
+
+class FakePatcher:
+    def __init__(self, model, load_device, offload_device):
+        self.model, self.load_device, self.offload_device = model, load_device, offload_device
+
+
+class FakeServer:
+    def __init__(self):
+        self.texts, self.events, self.client_id = [], [], "client-1"
+
+    def send_progress_text(self, text, node_id, sid=None):
+        self.texts.append((node_id, text))
+
+    def send_sync(self, event, data, sid=None):
+        self.events.append((event, data, sid))
+
+
+class FakeWan21:
+    """Stand-in for comfy.latent_formats.Wan21 (per-channel affine) when the host is not installed."""
+
+    mean = torch.linspace(-1, 1, 16).view(1, 16, 1, 1, 1)
+    std = torch.linspace(1, 3, 16).view(1, 16, 1, 1, 1)
+    latent_rgb_factors = [[0.1, 0.2, 0.3]] * 16
+
+    def process_in(self, x):
+        return (x - self.mean) / self.std
+
+    def process_out(self, x):
+        return x * self.std + self.mean
+
+
+def _module(name: str, **attrs) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__dict__.update(attrs)
+    return module
+
+
+def _runtime_fakes(loaded: list, server: FakeServer, model_dir: Path) -> dict[str, types.ModuleType]:
+    cpu = torch.device("cpu")
+    mm = _module(
+        "comfy.model_management", get_torch_device=lambda: cpu, unet_offload_device=lambda: cpu,
+        vae_device=lambda: cpu, vae_offload_device=lambda: cpu, text_encoder_device=lambda: cpu,
+        text_encoder_offload_device=lambda: cpu, load_models_gpu=lambda models, **kw: loaded.extend(models),
+        should_use_bf16=lambda device=None: False, should_use_fp16=lambda device=None: False,
+        vae_dtype=lambda device=None, allowed=(): torch.float32,
+    )
+
+    def full_path(folder, name):
+        path = model_dir / folder / name
+        if not path.exists():
+            raise FileNotFoundError(f"Model in folder '{folder}' with filename '{name}' not found.")
+        return str(path)
+
+    fp = _module(
+        "folder_paths", get_filename_list=lambda folder: sorted(p.name for p in (model_dir / folder).glob("*")),
+        get_full_path_or_raise=full_path, get_folder_paths=lambda folder: [str(model_dir / folder)],
+    )
+
+    class Previewer:
+        def decode_latent_to_preview_image(self, fmt, x0):
+            return (fmt, tuple(x0.shape), 512)
+
+    fakes = {
+        "comfy.model_management": mm,
+        "comfy.model_patcher": _module("comfy.model_patcher", ModelPatcher=FakePatcher),
+        "comfy.utils": _module("comfy.utils", ProgressBar=FakeProgressBar),
+        "latent_preview": _module("latent_preview", get_previewer=lambda device, fmt: Previewer()),
+        "folder_paths": fp,
+        "server": _module("server", PromptServer=types.SimpleNamespace(instance=server)),
+    }
+    if not HOST_COMFY.is_dir():
+        fakes["comfy.latent_formats"] = _module("comfy.latent_formats", Wan21=FakeWan21)
+    return fakes
+
+
+def _fake_comfy_api() -> dict[str, types.ModuleType]:
+    """Just enough of comfy_api.latest (V3 schema) to define and call nodes without ComfyUI."""
+
+    class Input:
+        def __init__(self, id, display_name=None, optional=False, tooltip=None, **kw):
+            self.id, self.display_name, self.optional, self.tooltip, self.kw = id, display_name, optional, tooltip, kw
+
+    class Output:
+        def __init__(self, id=None, display_name=None, tooltip=None, **kw):
+            self.id, self.display_name, self.tooltip = id, display_name, tooltip
+
+    def comfy_type(io_type):
+        return type(io_type, (), {"io_type": io_type, "Input": type("Input", (Input,), {"io_type": io_type}),
+                                  "Output": type("Output", (Output,), {"io_type": io_type})})
+
+    class Schema:
+        def __init__(self, node_id, display_name=None, category="sd", inputs=None, outputs=None, hidden=None,
+                     description="", **kw):
+            self.node_id, self.display_name, self.category = node_id, display_name, category
+            self.inputs, self.outputs, self.hidden, self.description = inputs or [], outputs or [], hidden, description
+
+    class ComfyNode:
+        hidden = None
+
+    class NodeOutput:
+        def __init__(self, *args, ui=None, **kw):
+            self.args, self.ui = args, ui
+
+        def __getitem__(self, index):
+            return self.args[index]
+
+    io = _module("comfy_api.latest.io", Input=Input, Output=Output, Schema=Schema, ComfyNode=ComfyNode,
+                 NodeOutput=NodeOutput, Custom=comfy_type, Hidden=types.SimpleNamespace(unique_id="UNIQUE_ID"))
+    for name, io_type in (("Int", "INT"), ("Float", "FLOAT"), ("String", "STRING"), ("Combo", "COMBO"),
+                          ("Image", "IMAGE"), ("Latent", "LATENT"), ("Boolean", "BOOLEAN")):
+        setattr(io, name, comfy_type(io_type))
+    latest = _module("comfy_api.latest", io=io, ComfyExtension=type("ComfyExtension", (), {}))
+    return {"comfy_api": _module("comfy_api"), "comfy_api.latest": latest}
+
+
+@contextlib.contextmanager
+def _swap_modules(fakes: dict[str, types.ModuleType]):
+    """sys.modules entries, plus the attribute on an already imported parent package (import a.b as c reads
+    the attribute first)."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(patch.dict(sys.modules))
+        for name, module in fakes.items():
+            parent, _, child = name.rpartition(".")
+            if parent and parent not in sys.modules:
+                sys.modules[parent] = _module(parent)
+            sys.modules[name] = module
+            if parent:
+                stack.enter_context(patch.object(sys.modules[parent], child, module, create=True))
+        yield
+
+
+def _import_pack():
+    spec = importlib.util.spec_from_file_location(PACK, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def env(tmp_path):
+    """The pack imported against the fake runtime; yields a namespace with the pack, fakes and call logs."""
+    for folder in ("diffusion_models", "vae", "text_encoders", "clip_vision"):
+        (tmp_path / folder).mkdir()
+    loaded, server = [], FakeServer()
+    fakes = _runtime_fakes(loaded, server, tmp_path)
+    FakeProgressBar.instances.clear()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(patch.dict(sys.modules))
+        if HOST_COMFY.is_dir():
+            stack.enter_context(patch.object(sys, "path", [str(HOST_COMFY)] + sys.path))
+            importlib.import_module("comfy_api.latest")  # the real V3 schema (imports the real `comfy` package)
+        else:
+            fakes.update(_fake_comfy_api())
+        stack.enter_context(_swap_modules(fakes))
+        pack = _import_pack()
+        core = importlib.import_module(PACK + ".skyreels_core")
+        yield types.SimpleNamespace(pack=pack, core=core, loaded=loaded, server=server, models=tmp_path,
+                                    nodes=pack.NODE_CLASS_MAPPINGS)
+
+
+def _widgets(schema) -> list[str]:
+    names = []
+    for item in schema.inputs:
+        io_type = getattr(item, "io_type", None) or type(item).__qualname__
+        if io_type in WIDGET_TYPES and not getattr(item, "force_input", False):
+            names.append(item.id)
+    return names
+
+
+# -------------------------------------------------------------------------------------------- schema
+
+
+def test_mappings_are_literal_and_match_schemas(env):
+    source = (REPO / "__init__.py").read_text()
+    tree = ast.parse(source)
+    literal = {t.targets[0].id: [k.value for k in t.value.keys] for t in ast.walk(tree)
+               if isinstance(t, ast.Assign) and isinstance(t.value, ast.Dict) and t.value.keys}
+    assert literal["NODE_CLASS_MAPPINGS"] == literal["NODE_DISPLAY_NAME_MAPPINGS"] == list(env.nodes)
+    assert env.pack.WEB_DIRECTORY == "./web" and (REPO / "web" / "skyreels.js").is_file()
+    assert set(env.nodes) == set(WIDGETS)
+    for node_id, cls in env.nodes.items():
+        schema = cls.define_schema()
+        assert schema.node_id == node_id and node_id.startswith("SkyReels")
+        assert schema.category.startswith("SkyReels/")
+        assert schema.description
+        assert env.pack.NODE_DISPLAY_NAME_MAPPINGS[node_id] == schema.display_name
+        for item in schema.inputs:
+            assert item.tooltip, f"{node_id}.{item.id} has no tooltip"
+    node_list = asyncio.run(asyncio.run(env.pack.comfy_entrypoint()).get_node_list())
+    assert node_list == list(env.nodes.values())
+
+
+def test_widget_order_is_frozen(env):
+    for node_id, cls in env.nodes.items():
+        assert _widgets(cls.define_schema()) == WIDGETS[node_id], f"{node_id}: never reorder widgets"
+
+
+def test_custom_wire_types_are_prefixed(env):
+    io_types = set()
+    for cls in env.nodes.values():
+        schema = cls.define_schema()
+        io_types |= {getattr(x, "io_type", None) for x in list(schema.inputs) + list(schema.outputs)}
+    custom = {t for t in io_types if t not in WIDGET_TYPES + ("IMAGE", "LATENT")}
+    assert custom and all(t.startswith("SKYREELS_") for t in custom), custom
+
+
+def test_no_comfy_runtime_import_at_module_level():
+    for path in [REPO / "__init__.py", *sorted((REPO / "nodes").glob("*.py"))]:
+        for node in ast.parse(path.read_text()).body:
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in {"comfy", "folder_paths", "server", "nodes", "latent_preview"}, \
+                    f"{path.name} imports {name} at module level"
+
+
+def test_core_never_imports_comfy():
+    for path in sorted((REPO / "skyreels_core").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom) and getattr(node, "level", 0) == 0:
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                for mod in mods:
+                    assert mod.split(".")[0] not in {"comfy", "comfy_api", "folder_paths", "server", "nodes"}, path
+
+
+# -------------------------------------------------------------------------------------------- latents
+
+
+def test_empty_latent_shape(env):
+    out = env.nodes["SkyReelsEmptyVideoLatent"].execute(width=832, height=480, frames=81, batch=2)
+    assert out[0]["samples"].shape == (2, 16, 21, 60, 104)
+    assert out[0]["samples"].abs().sum() == 0
+
+
+@pytest.mark.parametrize(("kwargs", "hint"), [
+    ({"width": 832, "height": 480, "frames": 50}, "Nearest valid value: 49"),
+    ({"width": 830, "height": 480, "frames": 81}, "Nearest valid value: 832"),
+    ({"width": 832, "height": 490, "frames": 81}, "Nearest valid value: 496"),
+])
+def test_empty_latent_errors_name_the_fix(env, kwargs, hint):
+    with pytest.raises(ValueError, match=hint):
+        env.nodes["SkyReelsEmptyVideoLatent"].execute(batch=1, **kwargs)
+
+
+def test_image_to_pixels_crops_to_aspect_and_maps_range(env):
+    latent_mod = sys.modules[PACK + ".nodes.latent"]
+    image = torch.zeros(1, 64, 128, 3)
+    image[:, :, 32:96] = 1.0  # white centre half, black side quarters
+    pixels = latent_mod.image_to_pixels(image, width=32, height=32)  # square: keeps the centre 64x64
+    assert pixels.shape == (1, 3, 32, 32)
+    assert torch.allclose(pixels, torch.ones_like(pixels), atol=1e-5)
+    pixels = latent_mod.image_to_pixels(image, width=64, height=32)  # same aspect: no crop
+    assert pixels[..., 0].max() < -0.99 and pixels[..., 32].min() > 0.99
+
+
+def test_latent_conversion_round_trips(env):
+    bridge = sys.modules[PACK + ".nodes.comfy_bridge"]
+    x = torch.randn(1, 16, 3, 4, 4)
+    assert not torch.allclose(bridge.latent_to_model(x), x)
+    assert torch.allclose(bridge.latent_from_model(bridge.latent_to_model(x)), x, atol=1e-5)
+
+
+# -------------------------------------------------------------------------------------------- decode
+
+
+class RecordingVAE(torch.nn.Module):
+    """A VAE with the core interface that records what the node passes in."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(1.0))
+        self.calls = []
+
+    def decode(self, z, tile=None, overlap=None, callback=None):
+        self.calls.append((z.clone(), tile, overlap))
+        frames = (z.shape[2] - 1) * 4 + 1
+        if callback is not None:
+            callback(z.shape[2], z.shape[2])
+        ramp = torch.linspace(-1.5, 1.5, frames).view(1, 1, frames, 1, 1)
+        return ramp.expand(z.shape[0], 3, frames, z.shape[3] * 8, z.shape[4] * 8)
+
+
+def test_decode_gives_frames_in_unit_range(env):
+    vae = RecordingVAE()
+    managed = env.pack.nodes.comfy_bridge.manage(vae, "vae", "vae.safetensors")
+    samples = torch.randn(1, 16, 3, 2, 3)
+    out = env.nodes["SkyReelsVAEDecode"].execute(vae=managed, latent={"samples": samples}, tile_size=256,
+                                                 tile_overlap=32)[0]
+    assert out.shape == (9, 16, 24, 3)
+    assert out.min() == 0.0 and out.max() == 1.0 and out[4].mean() == pytest.approx(0.5, abs=1e-6)
+    z, tile, overlap = vae.calls[0]
+    assert torch.allclose(z, env.pack.nodes.comfy_bridge.latent_to_model(samples)) and (tile, overlap) == (256, 32)
+    assert env.loaded == [managed.patcher]
+    assert FakeProgressBar.instances[-1].updates[-1][:2] == (3, 3)
+
+
+def test_decode_rejects_bad_tiles_and_latents(env):
+    vae = env.pack.nodes.comfy_bridge.manage(RecordingVAE(), "vae", "vae.safetensors")
+    with pytest.raises(ValueError, match="tile_overlap"):
+        env.nodes["SkyReelsVAEDecode"].execute(vae=vae, latent={"samples": torch.zeros(1, 16, 1, 2, 2)},
+                                               tile_size=128, tile_overlap=64)
+    with pytest.raises(ValueError, match=r"\[B, 16, F, h, w\]"):
+        env.nodes["SkyReelsVAEDecode"].execute(vae=vae, latent={"samples": torch.zeros(1, 4, 8, 8)},
+                                               tile_size=0, tile_overlap=64)
