@@ -17,12 +17,13 @@ from .types import SkyReelsCLIPVision, SkyReelsModel, SkyReelsTextEncoder, SkyRe
 
 log = logging.getLogger("SkyReels")
 
+# weight_dtype choice -> (compute/storage dtype, or None = ComfyUI's choice for the device; fp8 block weights)
 WEIGHT_DTYPES = {
-    "default": None,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-    "fp32": torch.float32,
-    "fp8_e4m3fn": torch.float8_e4m3fn,
+    "default": (None, None),
+    "bf16": (torch.bfloat16, None),
+    "fp16": (torch.float16, None),
+    "fp32": (torch.float32, None),
+    "fp8_e4m3fn": (None, "fp8_e4m3fn"),
 }
 ATTENTION_CHOICES = ["auto", "sdpa", "flash_attn"]
 TOKENIZER_AUTO = "auto"
@@ -42,12 +43,12 @@ def resolve_attention(choice: str) -> str:
     return choice
 
 
-def dit_dtypes(weight_dtype: str, device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
-    """(compute dtype, storage dtype or None = as stored in the file) for the DiT on `device`."""
-    storage = WEIGHT_DTYPES[weight_dtype]
-    if storage is not None and storage.is_floating_point and storage.itemsize >= 2:
-        return storage, storage
-    return bridge.compute_dtype(device), storage
+def dit_dtypes(weight_dtype: str, device: torch.device) -> tuple[torch.dtype, str | None]:
+    """(dtype of the weights and compute, fp8 storage option or None = as stored) for the DiT on `device`.
+
+    default: bf16 where the device supports it (fp16, else float32 on CPU); fp8 files stay fp8."""
+    dtype, fp8 = WEIGHT_DTYPES[weight_dtype]
+    return dtype or bridge.compute_dtype(device), fp8
 
 
 class SkyReelsModelLoader(io.ComfyNode):
@@ -64,8 +65,9 @@ class SkyReelsModelLoader(io.ComfyNode):
                 io.Combo.Input("model_name", options=bridge.list_models("diffusion_models"),
                                tooltip="The DiT file. " + _folder_tip("diffusion_models")),
                 io.Combo.Input("weight_dtype", options=list(WEIGHT_DTYPES), default="default",
-                               tooltip="Storage dtype of the weights. default keeps the file's dtype; fp8_e4m3fn "
-                               "halves memory and computes in bf16/fp16."),
+                               tooltip="Storage dtype of the weights. default: bf16 on GPUs that support it (fp16, "
+                               "else fp32), and fp8 files stay fp8. fp8_e4m3fn halves memory and computes in "
+                               "bf16/fp16."),
                 io.Combo.Input("attention", options=ATTENTION_CHOICES, default="auto",
                                tooltip="Attention kernel. auto uses flash-attn when importable on CUDA, else "
                                "PyTorch SDPA; flash_attn falls back to sdpa with a log line if missing."),
