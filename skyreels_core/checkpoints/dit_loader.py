@@ -72,14 +72,6 @@ def _default_dtype(state: dict[str, torch.Tensor]) -> torch.dtype:
     return counts.most_common(1)[0][0] if counts else torch.bfloat16
 
 
-def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Every float tensor to `dtype`, except fp8 storage (kept for FP8Linear)."""
-    return {
-        k: (t.to(dtype) if t.is_floating_point() and t.dtype not in FP8_DTYPES and t.dtype != dtype else t)
-        for k, t in state.items()
-    }
-
-
 def _config(state: dict[str, torch.Tensor], metadata: dict[str, str], file: Path) -> WanDiTConfig:
     try:
         return WanDiTConfig.from_state_dict(state, **config_overrides_from_metadata(metadata))
@@ -121,8 +113,7 @@ def load_dit(
     dtype = dtype or _default_dtype(state)
     with torch.device("meta"):
         model = model_class(config, device="meta", dtype=dtype)
-    state = apply_fp8(model, state, quantize=fp8, keep=WAN_FP8_KEEP)
-    state = _cast(state, dtype)
+    state = apply_fp8(model, state, quantize=fp8, keep=WAN_FP8_KEEP, dtype=dtype)
     load_strict(model, state, file=str(file), kind="SkyReels/Wan video diffusion model",
                 allowed_extra=MARKER_KEYS, assign=True)
     _check_materialised(model, file)

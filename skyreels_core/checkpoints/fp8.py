@@ -238,12 +238,14 @@ def apply_fp8(
     *,
     quantize: torch.dtype | None = None,
     keep: Iterable[str] = (),
+    dtype: torch.dtype | None = None,
 ) -> dict[str, torch.Tensor]:
     """Make `model` hold fp8 Linear weights where `state` has them; returns `state` minus scale keys.
 
     quantize: also convert float Linear weights to this fp8 dtype (scaled per tensor), except layers
         whose name matches a regex in `keep` (e.g. embeddings and the output head).
-    Non-Linear fp8 tensors are upcast to the model's own dtype for that tensor.
+    dtype: cast every other float tensor to this dtype (fp8 weights of FP8Linear layers stay fp8).
+    Non-Linear fp8 tensors are upcast to `dtype`, or to the model's own dtype for that tensor.
     """
     _check_comfy_quant(state)
     state, weight_scales, input_scales = _split_scales(state)
@@ -267,10 +269,13 @@ def apply_fp8(
         elif scale is not None:  # a scale on a float weight: fold it in
             state[f"{name}.weight"] = (weight.to(torch.float32) * scale.to(torch.float32)).to(weight.dtype)
     for key, tensor in state.items():
-        if tensor.dtype in FP8_DTYPES and key in own and not _is_fp8_linear_weight(model, key):
+        if tensor.dtype in FP8_DTYPES and not _is_fp8_linear_weight(model, key):
             scale = weight_scales.pop(key.rsplit(".", 1)[0], None)
             upcast = tensor.to(torch.float32) * (1.0 if scale is None else scale.to(torch.float32))
-            state[key] = upcast.to(own[key].dtype if own[key].is_floating_point() else torch.float32)
+            target = dtype or (own[key].dtype if key in own and own[key].is_floating_point() else torch.float32)
+            state[key] = upcast.to(target)
+        elif dtype is not None and tensor.is_floating_point() and tensor.dtype not in FP8_DTYPES:
+            state[key] = tensor.to(dtype)
     if weight_scales:
         layers = ", ".join(sorted(weight_scales)[:5])
         raise CheckpointError(f"The file has fp8 scales for layers this model does not have: {layers}.")
