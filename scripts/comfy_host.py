@@ -1,0 +1,214 @@
+"""Start and stop the embedded ComfyUI test server (shared by tests/e2e, tests/browser and scripts/demo.py).
+
+    from comfy_host import ComfyServer, ensure_host
+    ensure_host()                                   # runs scripts/setup_test_host.py when the host is not ready
+    with ComfyServer(run_dir) as srv:               # python main.py --cpu --listen 127.0.0.1 --port <free> ...
+        srv.base_url, srv.log_text(), srv.output_dir
+
+The server runs from ``<host>/ComfyUI`` with the host venv's python, offline (``--disable-api-nodes``, HF/transformers
+offline env), with its output/input/temp/user folders and its log (``comfy.log``) under ``run_dir``. Models come from
+``<host>/ComfyUI/models`` (tiny checkpoints from the set-up, or real files a user put there).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import setup_test_host as setup  # noqa: E402
+
+LOG = logging.getLogger("comfy_host")
+REPO = setup.REPO
+PACK_LINK_NAME = setup.PACK_LINK_NAME
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def host_problems(host: Path | None = None) -> list[str]:
+    """What is missing for the test host to run this checkout (empty when ready)."""
+    host = host or setup.host_dir()
+    problems = []
+    if not setup.venv_python(host).exists():
+        problems.append(f"no venv at {host / 'venv'}")
+    if not (setup.comfy_dir(host) / "main.py").exists():
+        problems.append(f"no ComfyUI at {setup.comfy_dir(host)}")
+    if not (host / "stamps" / "verify").exists():
+        problems.append("the set-up never finished (no stamps/verify)")
+    link = setup.comfy_dir(host) / "custom_nodes" / PACK_LINK_NAME
+    if not (link.is_symlink() and Path(os.readlink(link)) == REPO):
+        problems.append(f"{link} does not point at this checkout ({REPO})")
+    return problems
+
+
+def ensure_host(run_setup: bool = True) -> Path:
+    """Return the host folder, running the set-up first when it is incomplete (or raising with the command)."""
+    host = setup.host_dir()
+    problems = host_problems(host)
+    if problems and run_setup:
+        LOG.info("test host not ready (%s); running the set-up", "; ".join(problems))
+        py = shutil.which("python3.11") or sys.executable
+        subprocess.run([py, str(REPO / "scripts" / "setup_test_host.py")], check=True)
+        problems = host_problems(host)
+    if problems:
+        raise RuntimeError(f"test host not ready: {'; '.join(problems)}. Run: python3.11 scripts/setup_test_host.py")
+    return host
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies (a killed pytest leaves no server behind). Linux only."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class ComfyServer:
+    """One ComfyUI server process with the pack linked in; a context manager."""
+
+    def __init__(self, run_dir: Path | str, *, port: int | None = None, extra_args=(), host: Path | None = None):
+        self.host = Path(host) if host else setup.host_dir()
+        self.run_dir = Path(run_dir)
+        self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.run_dir / "comfy.log"
+        self.output_dir = self.run_dir / "output"
+        self.input_dir = self.run_dir / "input"
+        self.temp_dir = self.run_dir / "temp"
+        self.user_dir = self.run_dir / "user"
+        self.models_dir = setup.comfy_dir(self.host) / "models"
+        self.proc: subprocess.Popen | None = None
+        self.start_seconds: float | None = None
+
+    def command(self) -> list[str]:
+        return [
+            str(setup.venv_python(self.host)), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+            "--disable-auto-launch", "--disable-api-nodes", "--output-directory", str(self.output_dir),
+            "--input-directory", str(self.input_dir), "--temp-directory", str(self.temp_dir),
+            "--user-directory", str(self.user_dir), "--database-url", "sqlite:///:memory:", *self.extra_args,
+        ]
+
+    def start(self, timeout: float = 180.0) -> ComfyServer:
+        for d in (self.output_dir, self.input_dir, self.temp_dir, self.user_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+                   DO_NOT_TRACK="1", PYTHONDONTWRITEBYTECODE="1")
+        env.pop("PYTHONPATH", None)
+        t0 = time.monotonic()
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(self.command(), cwd=setup.comfy_dir(self.host), stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                         start_new_session=True, preexec_fn=_die_with_parent)
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode} while starting; log {self.log_path}:"
+                                   f"\n{self.log_tail()}")
+            if self._ready():
+                break
+            if time.monotonic() - t0 > timeout:
+                self.stop()
+                raise TimeoutError(f"ComfyUI not ready after {timeout:.0f} s; log {self.log_path}:\n{self.log_tail()}")
+            time.sleep(0.25)
+        self.start_seconds = time.monotonic() - t0
+        LOG.info("ComfyUI ready at %s in %.1f s (log %s)", self.base_url, self.start_seconds, self.log_path)
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.base_url + "/system_stats", timeout=2) as r:
+                return r.status == 200 and "system" in json.loads(r.read())
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            return False
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGINT (ComfyUI's clean shutdown), then SIGKILL of its process group after timeout."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=timeout)
+        except ProcessLookupError:
+            pass
+
+    def log_since(self, offset: int) -> str:
+        """Log text after a mark taken with ``len(srv.log_text())``."""
+        return self.log_text()[offset:]
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def __enter__(self) -> ComfyServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+_SHARED: dict[str, ComfyServer] = {}
+
+
+def shared_server(run_dir: Path | str) -> ComfyServer:
+    """One server per process (pytest session): started on first use, stopped by stop_shared() or at exit."""
+    if "server" not in _SHARED or not _SHARED["server"].is_running():
+        ensure_host()
+        run_dir = Path(run_dir)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        _SHARED["server"] = ComfyServer(run_dir).start()
+        atexit.register(stop_shared)
+    return _SHARED["server"]
+
+
+def stop_shared() -> None:
+    srv = _SHARED.pop("server", None)
+    if srv is not None:
+        srv.stop()
+
+
+def main(argv=None) -> int:
+    """`python scripts/comfy_host.py [--port N]`: run the test server in the foreground until Ctrl-C."""
+    import argparse
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    ap = argparse.ArgumentParser(description="Run the embedded ComfyUI with this pack until Ctrl-C.")
+    ap.add_argument("--port", type=int, default=8188)
+    ap.add_argument("--run-dir", default=str(REPO / "artifacts" / "comfy_host"))
+    args = ap.parse_args(argv)
+    ensure_host()
+    with ComfyServer(args.run_dir, port=args.port) as srv:
+        LOG.info("UI: %s  (log: %s)", srv.base_url, srv.log_path)
+        try:
+            srv.proc.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

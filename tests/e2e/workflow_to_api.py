@@ -1,0 +1,164 @@
+"""Convert a UI-format workflow (what the canvas saves; workflows/*.json) to the API ("prompt") format.
+
+    api = workflow_to_api(ui_workflow, object_info)     # object_info: GET /object_info of the running server
+
+Mirrors the frontend's ``app.graphToPrompt()`` (ComfyUI frontend 1.32.9), which tests/browser cross-checks:
+- ``widgets_values`` is positional over the node's widgets, in the node definition's input order (required, then
+  optional; ``forceInput`` inputs have no widget). An INT with ``control_after_generate`` (default for inputs named
+  seed / noise_seed) has one extra value after it ("randomize", ...), a COMBO with it two; an upload combo
+  (``image_upload`` ...) is followed by its "upload" widget. Extra values are not sent, except "upload".
+- a linked input (also a widget converted to an input) becomes ``["<src id>", slot]``; a link from a muted or
+  missing node drops the input; a bypassed (mode 4) node passes through the first input whose type matches;
+  Reroute nodes are followed; a PrimitiveNode's value replaces the widget it feeds; Note nodes are dropped.
+- muted (mode 2) and bypassed nodes are left out; list values are wrapped as ``{"__value__": [...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MUTED, BYPASS = 2, 4
+VIRTUAL_TYPES = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+UPLOAD_FLAGS = ("image_upload", "audio_upload", "video_upload", "animated_image_upload", "model_upload")
+
+
+class WorkflowConversionError(ValueError):
+    pass
+
+
+def load_workflow(path: Path | str) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def widget_layout(info: dict) -> list[str | None]:
+    """Names of a node's widgets in order, as created by the frontend; None marks a control widget (not sent)."""
+    order = info.get("input_order") or {s: list(info["input"].get(s, {})) for s in ("required", "optional")}
+    names: list[str | None] = []
+    for section in ("required", "optional"):
+        for name in order.get(section, []):
+            spec = info["input"].get(section, {}).get(name)
+            if spec is None:
+                continue
+            type_, opts = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
+            is_combo = isinstance(type_, list) or type_ == "COMBO"
+            if opts.get("forceInput") or not (is_combo or type_ in WIDGET_TYPES):
+                continue
+            names.append(name)
+            if type_ == "INT" and opts.get("control_after_generate", name in ("seed", "noise_seed")):
+                names.append(None)
+            elif is_combo and opts.get("control_after_generate"):
+                names += [None, None]
+            if any(opts.get(flag) for flag in UPLOAD_FLAGS):
+                names.append("upload")
+    return names
+
+
+def _widget_values(node: dict, info: dict) -> dict:
+    values = node.get("widgets_values") or []
+    if isinstance(values, dict):  # some packs save widgets by name
+        return {k: v for k, v in values.items() if k in widget_layout(info)}
+    layout = widget_layout(info)
+    if len(values) > len(layout):
+        raise WorkflowConversionError(
+            f"node {node['id']} ({node['type']}): {len(values)} widgets_values but the node has {len(layout)} "
+            f"widgets {layout}; the node definition changed since the workflow was saved")
+    return {name: value for name, value in zip(layout, values, strict=False) if name is not None}
+
+
+def _valid_connection(a, b) -> bool:
+    if a in ("*", "", 0, None) or b in ("*", "", 0, None):
+        return True
+    sa, sb = {t.strip().upper() for t in str(a).split(",")}, {t.strip().upper() for t in str(b).split(",")}
+    return bool(sa & sb)
+
+
+class _Graph:
+    def __init__(self, workflow: dict):
+        if (workflow.get("definitions") or {}).get("subgraphs"):
+            raise WorkflowConversionError("subgraphs are not supported by this converter")
+        self.nodes = {str(n["id"]): n for n in workflow["nodes"]}
+        self.links = {}
+        for link in workflow.get("links", []):
+            if isinstance(link, dict):
+                link = [link["id"], link["origin_id"], link["origin_slot"], link["target_id"], link["target_slot"],
+                        link.get("type")]
+            self.links[link[0]] = link
+
+    def resolve_input(self, node: dict, slot: int, want_type=None, seen=None):
+        """-> ("link", src_id, src_slot) | ("value", v) | None, following reroutes, bypass and primitives."""
+        seen = seen or set()
+        key = (str(node["id"]), "in", slot)
+        if key in seen:
+            raise WorkflowConversionError(f"circular link at node {node['id']} input {slot}")
+        seen.add(key)
+        inp = node["inputs"][slot]
+        if inp.get("link") is None:
+            return None
+        link = self.links.get(inp["link"])
+        if link is None:
+            raise WorkflowConversionError(f"node {node['id']} input {inp['name']}: link {inp['link']} is missing")
+        origin = self.nodes.get(str(link[1]))
+        if origin is None:
+            raise WorkflowConversionError(f"node {node['id']} input {inp['name']}: source node {link[1]} is missing")
+        return self.resolve_output(origin, link[2], want_type or inp.get("type"), seen)
+
+    def resolve_output(self, node: dict, slot: int, want_type, seen):
+        if node.get("mode") == BYPASS:
+            idx = self._bypass_slot(node, slot, want_type)
+            return None if idx < 0 else self.resolve_input(node, idx, want_type, seen)
+        if node["type"] == "Reroute":
+            return self.resolve_input(node, 0, want_type, seen) if node.get("inputs") else None
+        if node["type"] == "PrimitiveNode":
+            values = node.get("widgets_values") or []
+            return ("value", values[0]) if values else None
+        return ("link", str(node["id"]), slot)
+
+    @staticmethod
+    def _bypass_slot(node: dict, slot: int, want_type) -> int:
+        inputs = node.get("inputs") or []
+        if want_type in ("*", ""):
+            return slot if len(inputs) > slot else 0
+        out_type = node["outputs"][slot].get("type")
+        if slot < len(inputs) and _valid_connection(inputs[slot].get("type"), out_type) and \
+                _valid_connection(inputs[slot].get("type"), want_type):
+            return slot
+        for i, inp in enumerate(inputs):
+            if inp.get("type") == want_type:
+                return i
+        for i, inp in enumerate(inputs):
+            if _valid_connection(inp.get("type"), out_type) and _valid_connection(inp.get("type"), want_type):
+                return i
+        return -1
+
+
+def workflow_to_api(workflow: dict, object_info: dict) -> dict:
+    """UI workflow -> {"<id>": {"inputs": {...}, "class_type": ..., "_meta": {"title": ...}}}."""
+    graph = _Graph(workflow)
+    out: dict[str, dict] = {}
+    for nid, node in graph.nodes.items():
+        if node.get("mode") in (MUTED, BYPASS) or node["type"] in VIRTUAL_TYPES:
+            continue
+        info = object_info.get(node["type"])
+        if info is None:
+            raise WorkflowConversionError(f"node {nid}: type {node['type']!r} is not registered on the server "
+                                          "(missing or failed node pack)")
+        inputs = _widget_values(node, info)
+        for slot, inp in enumerate(node.get("inputs") or []):
+            resolved = graph.resolve_input(node, slot)
+            if resolved is None:
+                continue
+            inputs[inp["name"]] = resolved[1] if resolved[0] == "value" else [resolved[1], resolved[2]]
+        inputs = {k: {"__value__": v} if isinstance(v, list) and not _is_link(v) else v for k, v in inputs.items()}
+        out[nid] = {"inputs": inputs, "class_type": node["type"],
+                    "_meta": {"title": node.get("title") or info.get("display_name") or node["type"]}}
+    for entry in out.values():  # links from nodes that are not sent (muted, missing) are dropped, like the frontend
+        for name, value in list(entry["inputs"].items()):
+            if _is_link(value) and value[0] not in out:
+                del entry["inputs"][name]
+    return out
+
+
+def _is_link(v) -> bool:
+    return isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int)
