@@ -164,7 +164,10 @@ def relative_position_bucket(
     buckets = (rel > 0).long() * half
     rel = torch.abs(rel)
     max_exact = half // 2
-    large = max_exact + (torch.log(rel.float() / max_exact) / math.log(max_distance / max_exact) * (half - max_exact)).long()
+    large = (
+        max_exact
+        + (torch.log(rel.float() / max_exact) / math.log(max_distance / max_exact) * (half - max_exact)).long()
+    )
     large = torch.min(large, torch.full_like(large, half - 1))
     return buckets + torch.where(rel < max_exact, rel, large)
 
@@ -339,10 +342,13 @@ def umt5_from_state_dict(
     if has_fp8(state):
         scales = {k: v for k, v in state.items() if k.endswith(tuple(s for p in _SCALE_SUFFIXES for s in p))}
         state = apply_fp8(model, state)
-    state = {k: (v.to(device, dtype) if v.is_floating_point() and v.dtype not in FP8_DTYPES else v.to(device))
-             for k, v in state.items()}
-    load_strict(model, state, file=file or "<state dict>", kind="umT5 text encoder", allowed_extra=IGNORED_KEYS,
-                assign=True)
+    state = {
+        k: (v.to(device, dtype) if v.is_floating_point() and v.dtype not in FP8_DTYPES else v.to(device))
+        for k, v in state.items()
+    }
+    load_strict(
+        model, state, file=file or "<state dict>", kind="umT5 text encoder", allowed_extra=IGNORED_KEYS, assign=True
+    )
     _restore_fp8_scales(model, scales, device)
     left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:
@@ -469,4 +475,3 @@ def tiny_state_dict(
     if with_spiece is not None:
         state[SPIECE_KEY] = torch.frombuffer(bytearray(with_spiece), dtype=torch.uint8).clone()
     return state
-

@@ -36,9 +36,18 @@ def test_config_inferred_from_weights_matches_constructor_args(case):
     spec, _, model, _ = case
     args = spec["constructor_args"]
     cfg = model.cfg
-    assert (cfg.vocab, cfg.dim, cfg.dim_attn, cfg.dim_ffn) == (args["vocab"], args["dim"], args["dim_attn"], args["dim_ffn"])
+    assert (cfg.vocab, cfg.dim, cfg.dim_attn, cfg.dim_ffn) == (
+        args["vocab"],
+        args["dim"],
+        args["dim_attn"],
+        args["dim_ffn"],
+    )
     assert (cfg.num_heads, cfg.num_layers, cfg.num_buckets, cfg.shared_pos) == (
-        args["num_heads"], args["num_layers"], args["num_buckets"], args["shared_pos"])
+        args["num_heads"],
+        args["num_layers"],
+        args["num_buckets"],
+        args["shared_pos"],
+    )
     assert cfg == UMT5Config.TINY
 
 
@@ -53,9 +62,14 @@ def test_hidden_and_intermediates(case):
     captured = {}
     hooks = []
     for i, block in enumerate(model.blocks):
-        hooks.append(block.register_forward_hook(lambda m, a, out, i=i: captured.__setitem__(f"inter.block{i}_out", out)))
-        hooks.append(block.pos_embedding.register_forward_hook(
-            lambda m, a, out, i=i: captured.__setitem__(f"inter.block{i}_pos_bias", out)))
+        hooks.append(
+            block.register_forward_hook(lambda m, a, out, i=i: captured.__setitem__(f"inter.block{i}_out", out))
+        )
+        hooks.append(
+            block.pos_embedding.register_forward_hook(
+                lambda m, a, out, i=i: captured.__setitem__(f"inter.block{i}_pos_bias", out)
+            )
+        )
     try:
         hidden = model(io["ids"], io["mask"])
     finally:

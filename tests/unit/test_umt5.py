@@ -38,7 +38,14 @@ def _ids(seed=0, batch=2, length=12):
 def test_presets():
     xxl = UMT5Config.XXL
     assert (xxl.vocab, xxl.dim, xxl.dim_attn, xxl.dim_ffn, xxl.num_heads, xxl.num_layers, xxl.num_buckets) == (
-        256384, 4096, 4096, 10240, 64, 24, 32)
+        256384,
+        4096,
+        4096,
+        10240,
+        64,
+        24,
+        32,
+    )
     assert xxl.shared_pos is False and xxl.head_dim == 64
     assert UMT5Config.from_state_dict(tiny_state_dict()) == UMT5Config.TINY
 
@@ -73,15 +80,20 @@ def test_buckets_hand_computed():
 def test_comfy_layout_converts_to_the_same_model():
     wan = tiny_state_dict(seed=3)
     comfy = tiny_state_dict(seed=3, layout="comfy")
-    assert {"shared.weight", "encoder.final_layer_norm.weight",
-            "encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight",
-            "encoder.block.0.layer.1.DenseReluDense.wi_0.weight",
-            "encoder.block.0.layer.1.DenseReluDense.wi_1.weight",
-            "encoder.block.0.layer.1.DenseReluDense.wo.weight"} <= comfy.keys()
+    assert {
+        "shared.weight",
+        "encoder.final_layer_norm.weight",
+        "encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight",
+        "encoder.block.0.layer.1.DenseReluDense.wi_0.weight",
+        "encoder.block.0.layer.1.DenseReluDense.wi_1.weight",
+        "encoder.block.0.layer.1.DenseReluDense.wo.weight",
+    } <= comfy.keys()
     converted = convert_state_dict(comfy)
     assert converted.keys() == wan.keys()
     assert all(torch.equal(converted[k], wan[k]) for k in wan)
-    assert torch.equal(converted["blocks.0.ffn.gate.0.weight"], comfy["encoder.block.0.layer.1.DenseReluDense.wi_0.weight"])
+    assert torch.equal(
+        converted["blocks.0.ffn.gate.0.weight"], comfy["encoder.block.0.layer.1.DenseReluDense.wi_0.weight"]
+    )
     # prefixed ComfyUI export with the tied HF copy of the embedding
     prefixed = {f"umt5xxl.transformer.{k}": v for k, v in comfy.items()}
     prefixed["umt5xxl.transformer.encoder.embed_tokens.weight"] = comfy["shared.weight"]
