@@ -298,7 +298,8 @@ def clip_vision_from_state_dict(
         raise CheckpointError(
             f"{file}: fp8 CLIP vision files are not supported; use the fp16 clip_vision_h.safetensors."
         )
-    state = convert_state_dict(state, file=file)
+    ignored = [re.compile(p) for p in IGNORED_KEYS]  # dropped before the cast: Wan's file has a text tower
+    state = {k: v for k, v in convert_state_dict(state, file=file).items() if not any(p.match(k) for p in ignored)}
     cfg = CLIPVisionConfig.from_state_dict(state, num_heads=num_heads, file=file)
     dtype = dtype or _default_dtype(state, device)
     with torch.device("meta"):

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checkpoints.convert import RenameTable
-from ..checkpoints.fp8 import FP8_DTYPES, FP8Linear, apply_fp8, has_fp8, quantize_weight
+from ..checkpoints.fp8 import FP8_DTYPES, apply_fp8, parse_weight_dtype, quantize_weight
 from ..checkpoints.io import load_strict, read_state_dict, strip_prefix
 from ..errors import CheckpointError
 from ..nn.attention import attention
@@ -306,23 +306,6 @@ class UMT5Encoder(nn.Module):
 # loading
 
 
-_SCALE_SUFFIXES = ((".scale_weight", ".weight_scale"), (".scale_input", ".input_scale"))
-
-
-def _restore_fp8_scales(model: nn.Module, scales: dict[str, torch.Tensor], device) -> None:
-    """Re-set FP8Linear scales that `apply_fp8` left on the meta device (the model is built on meta).
-
-    Workaround: `FP8Linear.set_scales` moves the scales to the weight's device, which is still meta when the
-    swap happens; remove this once fp8.py keeps them on CPU.
-    """
-    for name, module in model.named_modules():
-        if not isinstance(module, FP8Linear):
-            continue
-        found = [next((scales[name + s] for s in pair if name + s in scales), None) for pair in _SCALE_SUFFIXES]
-        if found[0] is not None and (module.scale_weight is None or module.scale_weight.is_meta):
-            module.set_scales(found[0].to(device), None if found[1] is None else found[1].to(device))
-
-
 def _file_dtype(state: dict[str, torch.Tensor]) -> torch.dtype:
     """The floating dtype most of the file is in; fp8 files compute in bfloat16."""
     weight = state["blocks.0.attn.q.weight"]
@@ -330,30 +313,33 @@ def _file_dtype(state: dict[str, torch.Tensor]) -> torch.dtype:
 
 
 def umt5_from_state_dict(
-    state: dict[str, torch.Tensor], *, file: str = "", dtype: torch.dtype | None = None, device="cpu", operations=None
+    state: dict[str, torch.Tensor],
+    *,
+    file: str = "",
+    dtype: torch.dtype | None = None,
+    device="cpu",
+    weight_dtype: str | torch.dtype | None = None,
+    operations=None,
 ) -> UMT5Encoder:
-    """Build on meta, load strictly with assign=True. `state` in any supported layout; dtype None = file's."""
-    state = convert_state_dict(state, file=file)
+    """Build on meta, load strictly with assign=True. `state` in any supported layout.
+
+    dtype: compute dtype and dtype of the non-fp8 weights (None: the file's, bfloat16 for fp8 files).
+    weight_dtype: "default" / None keeps the file's storage (fp8 files stay fp8, upcast per layer when used);
+        "fp8_e4m3fn" / "fp8_e5m2" store the Linear weights of a bf16 / fp32 file in fp8 (half the memory).
+    """
+    ignored = [re.compile(p) for p in IGNORED_KEYS]
+    state = {k: v for k, v in convert_state_dict(state, file=file).items() if not any(p.match(k) for p in ignored)}
     cfg = UMT5Config.from_state_dict(state, file=file)
     dtype = dtype or _file_dtype(state)
     with torch.device("meta"):
         model = UMT5Encoder(cfg, operations=operations, dtype=dtype)
-    scales = {}
-    if has_fp8(state):
-        scales = {k: v for k, v in state.items() if k.endswith(tuple(s for p in _SCALE_SUFFIXES for s in p))}
-        state = apply_fp8(model, state)
-    state = {
-        k: (v.to(device, dtype) if v.is_floating_point() and v.dtype not in FP8_DTYPES else v.to(device))
-        for k, v in state.items()
-    }
-    load_strict(
-        model, state, file=file or "<state dict>", kind="umT5 text encoder", allowed_extra=IGNORED_KEYS, assign=True
-    )
-    _restore_fp8_scales(model, scales, device)
+    state = apply_fp8(model, state, quantize=parse_weight_dtype(weight_dtype), dtype=dtype)
+    state = {k: v.to(device) for k, v in state.items()}
+    load_strict(model, state, file=file or "<state dict>", kind="umT5 text encoder", assign=True)
     left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:
         raise CheckpointError(f"{file}: tensors {left[:5]} were not loaded.")
-    return model.eval().requires_grad_(False)
+    return model.to(device).eval().requires_grad_(False)  # .to: fp8 scales still on CPU
 
 
 class TextEncoder:
@@ -387,13 +373,19 @@ def _find_tokenizer(model_path: Path, tokenizer_path) -> UMT5Tokenizer | None:
 
 
 def load_text_encoder(
-    path: str | os.PathLike, tokenizer_path: str | os.PathLike | None = None, *, dtype=None, device="cpu"
+    path: str | os.PathLike,
+    tokenizer_path: str | os.PathLike | None = None,
+    *,
+    dtype=None,
+    device="cpu",
+    weight_dtype: str | torch.dtype | None = None,
 ) -> TextEncoder:
     """Load a umT5 text encoder file plus its tokenizer.
 
     Tokenizer, first found wins: `tokenizer_path` (a spiece.model file or a folder holding one); the
     `spiece_model` tensor inside the file (ComfyUI files); spiece.model / tokenizer.model next to the model
     file or in its `google/umt5-xxl/` subfolder (the official Wan / SkyReels layout).
+    dtype / weight_dtype: see `umt5_from_state_dict`.
     """
     path = Path(path)
     state = read_state_dict(path)
@@ -409,7 +401,7 @@ def load_text_encoder(
             f"Put umT5's spiece.model (from the google/umt5-xxl tokenizer) in {path.parent}, or use ComfyUI's "
             f"umt5_xxl_*.safetensors, which carries the tokenizer inside."
         )
-    model = umt5_from_state_dict(state, file=str(path), dtype=dtype, device=device)
+    model = umt5_from_state_dict(state, file=str(path), dtype=dtype, device=device, weight_dtype=weight_dtype)
     if tokenizer.vocab_size > model.cfg.vocab:
         raise CheckpointError(
             f"The tokenizer {tokenizer.source} has {tokenizer.vocab_size} pieces but the encoder {path.name} only "

@@ -126,6 +126,15 @@ def test_scaled_fp8_file_loads_fp8_linears_and_matches_dequantized_weights():
 
 
 @torch.no_grad()
+def test_bf16_file_stored_as_fp8_on_request():
+    model = umt5_from_state_dict(tiny_state_dict(seed=1), dtype=torch.float32, weight_dtype="fp8_e4m3fn")
+    assert isinstance(model.blocks[0].ffn.fc2, FP8Linear) and model.token_embedding.weight.dtype == torch.float32
+    ids, mask = _ids()
+    reference = umt5_from_state_dict(tiny_state_dict(seed=1), dtype=torch.float32).encode(ids, mask)
+    assert (model.encode(ids, mask) - reference).abs().mean() < 0.1 * reference.abs().mean()
+
+
+@torch.no_grad()
 def test_dtype_and_bf16_run():
     model = umt5_from_state_dict(tiny_state_dict(), dtype=torch.bfloat16)
     assert model.blocks[0].attn.q.weight.dtype == torch.bfloat16
