@@ -30,7 +30,7 @@ from ..nn.attention import ATTENTION_BACKENDS, attention
 from ..nn.embeddings import sinusoidal_embedding
 from ..nn.modulation import gated_residual, modulate, modulation_chunks
 from ..nn.norms import FP32LayerNorm, RMSNorm
-from ..nn.rope import rope_angles, rope_apply
+from ..nn.rope import grid_positions, rope_angles, rope_apply
 
 __all__ = [
     "WanDiTConfig",
@@ -543,12 +543,10 @@ class WanModel(nn.Module):
 
     def rope_angles(self, grid: TokenGrid, frame_positions: torch.Tensor | None, device) -> torch.Tensor:
         """RoPE angles [L, head_dim/2] for the token grid; temporal positions default to 0..F-1."""
-        if frame_positions is None:
-            frame_positions = torch.arange(grid.frames, device=device)
-        f = torch.as_tensor(frame_positions, device=device).to(torch.float64)
-        h = torch.arange(grid.height, dtype=torch.float64, device=device)
-        w = torch.arange(grid.width, dtype=torch.float64, device=device)
-        positions = torch.stack(torch.meshgrid(f, h, w, indexing="ij"), dim=-1).reshape(-1, 3)
+        positions = grid_positions(grid.frames, grid.height, grid.width, device=device)  # [L, 3]
+        if frame_positions is not None:
+            frames = torch.as_tensor(frame_positions, device=device).to(torch.float64)
+            positions[:, 0] = frames.repeat_interleave(grid.tokens_per_frame)
         return rope_angles(positions, self.config.head_dim)
 
     def unpatchify(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
@@ -589,6 +587,10 @@ class WanModel(nn.Module):
             raise SkyReelsInputError(
                 f"frame_positions must hold one temporal position per latent frame, shape [{grid_frames}]; "
                 f"got {tuple(torch.as_tensor(frame_positions).shape)}."
+            )
+        if block_extras is not None and not isinstance(block_extras, BlockExtras):
+            raise SkyReelsInputError(
+                f"block_extras must be a BlockExtras dataclass; got {type(block_extras).__name__}."
             )
         if block_extras is not None and self.block_class.extra_cross_attn is None:
             raise SkyReelsInputError(f"block_extras given, but {type(self).__name__} has no extra cross-attention.")

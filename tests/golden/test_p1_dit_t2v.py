@@ -16,6 +16,15 @@ from skyreels_core.models.wan_dit import WanDiTConfig, WanModel
 FOLDER = Path(__file__).parent / "fixtures" / "P1_dit_t2v"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny matmuls: one thread is ~100x faster than OpenMP spinning on a shared, loaded CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def case():
     folder = FOLDER

@@ -34,6 +34,15 @@ TINY_DF = dataclasses.replace(TINY, inject_sample_info=True)
 F, H, W = 3, 4, 6  # latent frames / height / width -> 3 x 2 x 3 = 18 tokens
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny matmuls: one thread is ~100x faster than OpenMP spinning on a shared, loaded CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def build(config: WanDiTConfig, seed: int = 0) -> WanModel:
     torch.manual_seed(seed)
     return WanModel(config).eval()
@@ -289,6 +298,8 @@ def test_extra_cross_attention_hook(t2v):
         moved = model(x, t, context, block_extras=ToyExtras(moved_bias))
     assert torch.equal(plain, without) and torch.equal(plain, zero)
     assert (moved - plain).abs().max() > 1e-3
+    with pytest.raises(SkyReelsInputError, match="must be a BlockExtras dataclass"):
+        model(x, t, context, block_extras={"bias": bias})
     with pytest.raises(SkyReelsInputError, match="no extra cross-attention"):
         t2v(x, t, context, block_extras=ToyExtras(bias))
 
