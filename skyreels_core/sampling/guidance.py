@@ -10,7 +10,14 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["VelocityDenoiser", "cfg_combine", "expand_sigma", "guided_velocity", "to_denoised"]
+__all__ = [
+    "VelocityDenoiser",
+    "cfg_combine",
+    "expand_sigma",
+    "guided_velocity",
+    "to_denoised",
+    "velocity_to_denoised",
+]
 
 TIMESTEP_SCALE = 1000.0
 
@@ -113,3 +120,8 @@ class VelocityDenoiser:
             **model_kwargs,
         )
         return to_denoised(x, v, sigma)
+
+
+def velocity_to_denoised(model: Callable, context: torch.Tensor, **kwargs) -> VelocityDenoiser:
+    """`VelocityDenoiser(model, context, **kwargs)`: a velocity model as a k-diffusion denoiser (x, sigma) -> x0."""
+    return VelocityDenoiser(model, context, **kwargs)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from skyreels_core.sampling.euler import FlowEulerScheduler, sample_euler
-from skyreels_core.sampling.guidance import VelocityDenoiser, cfg_combine, guided_velocity, to_denoised
+from skyreels_core.sampling.guidance import cfg_combine, guided_velocity, to_denoised, velocity_to_denoised
 from skyreels_core.sampling.schedules import denoise_start_index, flow_noise, flow_sigmas, flow_sigmas_denoise
 from skyreels_core.sampling.unipc import FlowUniPCScheduler, sample_unipc
 
@@ -179,7 +179,7 @@ def test_to_denoised_per_frame_sigma():
 
 def test_velocity_denoiser_adapter():
     model = _CountingModel()
-    den = VelocityDenoiser(model, torch.ones(1, 4, 5), timestep_fn=lambda s: (s * 1000).long())
+    den = velocity_to_denoised(model, torch.ones(1, 4, 5), timestep_fn=lambda s: (s * 1000).long())
     x = torch.randn(1, 3, 2, 2, 2)
     out = den(x, torch.tensor([0.5]))
     assert model.calls[-1][1] == (1,)

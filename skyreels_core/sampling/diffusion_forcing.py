@@ -1,0 +1,126 @@
+"""Diffusion forcing (Chen et al. 2024; SkyReels-V2 DF): per-frame noise levels as data.
+
+`generate_timestep_matrix` is a pure function re-implementing SkyReels-V2
+`DiffusionForcingPipeline.generate_timestep_matrix`: row r of the matrix is the timestep of every latent frame at
+model call r. Frames start at t = 999 ("not started", not updated), walk the step template one entry per row once
+they start, and stop at t = 0 ("finished", not updated). With ar_step > 0, block i starts ar_step rows after
+block i - 1 (asynchronous / causal generation); with ar_step = 0 all blocks move together (synchronous).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from ..errors import SkyReelsInputError
+
+__all__ = ["TimestepMatrix", "generate_timestep_matrix", "num_matrix_rows"]
+
+
+class TimestepMatrix(NamedTuple):
+    """Output of `generate_timestep_matrix` (unpacks like the reference's 4-tuple).
+
+    step_matrix: int64 [R, F] model timestep per row and latent frame.
+    step_index: int64 [R, F] index into the extended template [999] + template + [0] (0 = not started, N + 1 = done).
+    update_mask: bool [R, F] frames whose scheduler steps at row r.
+    valid_interval: R tuples (start, end): the frame range fed to the model at row r.
+    """
+
+    step_matrix: torch.Tensor
+    step_index: torch.Tensor
+    update_mask: torch.Tensor
+    valid_interval: list[tuple[int, int]]
+
+
+def _check_args(num_frames: int, steps: int, base_num_frames: int, ar_step: int, block: int) -> None:
+    if steps < 1:
+        raise SkyReelsInputError(f"the step template is empty; use at least 1 sampling step (got {steps}).")
+    if block < 1 or num_frames < 1 or num_frames % block:
+        raise SkyReelsInputError(
+            f"causal_block_size={block} must divide the number of latent frames ({num_frames}); frames past the "
+            f"last full block would never be denoised. Use causal_block_size 1 or a divisor of {num_frames}."
+        )
+    if ar_step < 0:
+        raise SkyReelsInputError(f"ar_step must be >= 0 (0 = synchronous), got {ar_step}.")
+    base_blocks = base_num_frames // block
+    if base_blocks < num_frames // block:
+        min_ar_step = math.ceil(steps / max(base_blocks, 1))
+        if ar_step < steps / max(base_blocks, 1):
+            raise SkyReelsInputError(
+                f"ar_step should be at least {min_ar_step} when {num_frames} latent frames are split into windows "
+                f"of {base_num_frames} (got {ar_step})."
+            )
+
+
+def _block_rows(n_blocks: int, steps: int, ar_step: int, ready_blocks: int):
+    """Block-level counter rows: returns (step_index rows, update_mask rows) as lists of int64 / bool tensors."""
+    done = steps + 1
+    pre = torch.zeros(n_blocks, dtype=torch.long)
+    pre[:ready_blocks] = done
+    index_rows, mask_rows = [], []
+    while not bool(torch.all(pre >= steps)):
+        new = torch.zeros(n_blocks, dtype=torch.long)
+        for i in range(n_blocks):
+            if i == 0 or pre[i - 1] >= steps:  # first block, or the previous block is finished
+                new[i] = pre[i] + 1
+            else:
+                new[i] = new[i - 1] - ar_step
+        new = new.clamp(0, done)
+        mask_rows.append((new != pre) & (new != done))
+        index_rows.append(new)
+        pre = new
+    return index_rows, mask_rows
+
+
+def _valid_intervals(mask_rows, n_blocks: int, base_blocks: int, shrink_interval_with_mask: bool):
+    terminal = base_blocks
+    if shrink_interval_with_mask:
+        terminal = int(torch.arange(n_blocks)[mask_rows[0]][-1]) + 1
+    intervals = []
+    for mask in mask_rows:
+        if terminal < n_blocks and bool(mask[terminal]):
+            terminal += 1
+        intervals.append((max(terminal - base_blocks, 0), terminal))
+    return intervals
+
+
+def generate_timestep_matrix(
+    num_frames: int,
+    step_template: torch.Tensor,
+    base_num_frames: int,
+    ar_step: int = 5,
+    num_pre_ready: int = 0,
+    casual_block_size: int = 1,
+    shrink_interval_with_mask: bool = False,
+) -> TimestepMatrix:
+    """Per-row, per-latent-frame timesteps of diffusion forcing (SkyReels-V2 reference, same outputs).
+
+    num_frames / base_num_frames / num_pre_ready are LATENT frames; step_template int64 [N] are the scheduler's
+    timesteps. The first num_pre_ready // casual_block_size blocks are clean (t = 0 from row 0) and never updated.
+    Rows: N when ar_step = 0, N + (generated_blocks - 1) * ar_step otherwise. Raises SkyReelsInputError where the
+    reference would assert or silently skip frames (casual_block_size not dividing num_frames).
+    """
+    template = torch.as_tensor(step_template).long().flatten()
+    steps, block = len(template), int(casual_block_size)
+    _check_args(num_frames, steps, base_num_frames, ar_step, block)
+    n_blocks, base_blocks = num_frames // block, base_num_frames // block
+    extended = torch.cat([template.new_tensor([999]), template, template.new_tensor([0])])
+    index_rows, mask_rows = _block_rows(n_blocks, steps, ar_step, num_pre_ready // block)
+    intervals = _valid_intervals(mask_rows, n_blocks, base_blocks, shrink_interval_with_mask)
+    step_index = torch.stack(index_rows)
+    update_mask = torch.stack(mask_rows)
+    if block > 1:
+        step_index = step_index.repeat_interleave(block, dim=1)
+        update_mask = update_mask.repeat_interleave(block, dim=1)
+        intervals = [(s * block, e * block) for s, e in intervals]
+    return TimestepMatrix(extended[step_index], step_index, update_mask, intervals)
+
+
+def num_matrix_rows(num_frames: int, steps: int, ar_step: int, num_pre_ready: int = 0, causal_block_size: int = 1):
+    """Closed form of the row count (= model calls per window): N, or N + (gen_blocks - 1) * min(ar_step, N)."""
+    gen_blocks = num_frames // causal_block_size - num_pre_ready // causal_block_size
+    if gen_blocks <= 0:
+        return 0
+    return steps + (gen_blocks - 1) * min(ar_step, steps) if ar_step > 0 else steps
