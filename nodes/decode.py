@@ -6,16 +6,25 @@ import torch
 from comfy_api.latest import io
 
 from ..skyreels_core.errors import SkyReelsInputError
+from ..skyreels_core.shapes import SPACE_STRIDE  # the VAE tiles in latent units (pixels / 8)
 from . import comfy_bridge as bridge
 from .types import SkyReelsVAE
 
+MIN_TILE = 64
 
-def check_tiles(tile_size: int, tile_overlap: int) -> None:
-    if tile_size and tile_overlap >= tile_size // 2:
+
+def latent_tiles(tile_size: int, tile_overlap: int) -> tuple[int | None, int]:
+    """Pixel tile widgets -> (tile, overlap) in latent units for WanVAE.decode; tile None = untiled."""
+    if tile_size == 0:
+        return None, tile_overlap // SPACE_STRIDE
+    if tile_size < MIN_TILE:
+        raise SkyReelsInputError(f"tile_size must be 0 (no tiling) or at least {MIN_TILE} pixels; got {tile_size}.")
+    if tile_overlap >= tile_size:
         raise SkyReelsInputError(
-            f"tile_overlap ({tile_overlap}) must be less than half of tile_size ({tile_size}); "
-            f"use tile_overlap <= {max(0, tile_size // 2 - 16)} or a larger tile_size."
+            f"tile_overlap ({tile_overlap}) must be smaller than tile_size ({tile_size}); "
+            f"try tile_overlap {tile_size // 4}."
         )
+    return tile_size // SPACE_STRIDE, tile_overlap // SPACE_STRIDE
 
 
 def video_to_images(video: torch.Tensor) -> torch.Tensor:
@@ -37,18 +46,18 @@ class SkyReelsVAEDecode(io.ComfyNode):
                 SkyReelsVAE.Input("vae", tooltip="From SkyReels VAE Loader."),
                 io.Latent.Input("latent", tooltip="Video latent from SkyReels Sampler."),
                 io.Int.Input("tile_size", default=0, min=0, max=4096, step=32,
-                             tooltip="Decode in square tiles of this many pixels to cut memory; 0 decodes the "
-                             "whole frame at once."),
-                io.Int.Input("tile_overlap", default=64, min=0, max=2048, step=16,
-                             tooltip="Pixels two neighbouring tiles share (blended to hide seams); less than "
-                             "half of tile_size."),
+                             tooltip="Decode in square tiles of this many pixels (at least 64) to cut memory; "
+                             "0 decodes whole frames. 256-512 suits 8-12 GB GPUs."),
+                io.Int.Input("tile_overlap", default=64, min=0, max=2048, step=8,
+                             tooltip="Pixels two neighbouring tiles share, cross-faded to hide seams; smaller "
+                             "than tile_size."),
             ],
             outputs=[io.Image.Output(display_name="images")],
         )
 
     @classmethod
     def execute(cls, vae, latent: dict, tile_size: int, tile_overlap: int) -> io.NodeOutput:
-        check_tiles(tile_size, tile_overlap)
+        tile, overlap = latent_tiles(tile_size, tile_overlap)
         samples = latent["samples"]
         if samples.ndim != 5 or samples.shape[1] != 16:
             raise SkyReelsInputError(
@@ -56,9 +65,9 @@ class SkyReelsVAEDecode(io.ComfyNode):
             )
         device = bridge.load_for_use(vae)
         z = bridge.latent_to_model(samples).to(device)
-        progress = bridge.SimpleProgress(samples.shape[2])
+        progress = bridge.SimpleProgress(samples.shape[2])  # total is corrected by the VAE's callback
         with torch.no_grad():
-            video = vae.runner.decode(z, tile=tile_size or None, overlap=tile_overlap, callback=progress)
+            video = vae.runner.decode(z, tile=tile, overlap=overlap, callback=progress)
         return io.NodeOutput(video_to_images(video))
 
 

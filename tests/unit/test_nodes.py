@@ -193,14 +193,14 @@ def _import_pack():
     return module
 
 
-@pytest.fixture
-def env(tmp_path):
-    """The pack imported against the fake runtime; yields a namespace with the pack, fakes and call logs."""
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """The pack imported once against the fake runtime: the pack, fakes, call logs and a models folder."""
+    models = tmp_path_factory.mktemp("models")
     for folder in ("diffusion_models", "vae", "text_encoders", "clip_vision"):
-        (tmp_path / folder).mkdir()
+        (models / folder).mkdir()
     loaded, server = [], FakeServer()
-    fakes = _runtime_fakes(loaded, server, tmp_path)
-    FakeProgressBar.instances.clear()
+    fakes = _runtime_fakes(loaded, server, models)
     with contextlib.ExitStack() as stack:
         stack.enter_context(patch.dict(sys.modules))
         if HOST_COMFY.is_dir():
@@ -211,8 +211,16 @@ def env(tmp_path):
         stack.enter_context(_swap_modules(fakes))
         pack = _import_pack()
         core = importlib.import_module(PACK + ".skyreels_core")
-        yield types.SimpleNamespace(pack=pack, core=core, loaded=loaded, server=server, models=tmp_path,
+        yield types.SimpleNamespace(pack=pack, core=core, loaded=loaded, server=server, models=models,
                                     nodes=pack.NODE_CLASS_MAPPINGS)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logs(request):
+    if "env" in request.fixturenames:
+        env = request.getfixturevalue("env")
+        env.loaded.clear(), env.server.texts.clear(), env.server.events.clear()
+    FakeProgressBar.instances.clear()
 
 
 def _widgets(schema) -> list[str]:
@@ -349,7 +357,7 @@ def test_decode_gives_frames_in_unit_range(env):
     assert out.shape == (9, 16, 24, 3)
     assert out.min() == 0.0 and out.max() == 1.0 and out[4].mean() == pytest.approx(0.5, abs=1e-6)
     z, tile, overlap = vae.calls[0]
-    assert torch.allclose(z, env.pack.nodes.comfy_bridge.latent_to_model(samples)) and (tile, overlap) == (256, 32)
+    assert torch.allclose(z, env.pack.nodes.comfy_bridge.latent_to_model(samples)) and (tile, overlap) == (32, 4)
     assert env.loaded == [managed.patcher]
     assert FakeProgressBar.instances[-1].updates[-1][:2] == (3, 3)
 
@@ -358,7 +366,173 @@ def test_decode_rejects_bad_tiles_and_latents(env):
     vae = env.pack.nodes.comfy_bridge.manage(RecordingVAE(), "vae", "vae.safetensors")
     with pytest.raises(ValueError, match="tile_overlap"):
         env.nodes["SkyReelsVAEDecode"].execute(vae=vae, latent={"samples": torch.zeros(1, 16, 1, 2, 2)},
-                                               tile_size=128, tile_overlap=64)
+                                               tile_size=128, tile_overlap=128)
     with pytest.raises(ValueError, match=r"\[B, 16, F, h, w\]"):
         env.nodes["SkyReelsVAEDecode"].execute(vae=vae, latent={"samples": torch.zeros(1, 4, 8, 8)},
                                                tile_size=0, tile_overlap=64)
+
+
+# ------------------------------------------------------------------------------- real tiny checkpoints
+
+TINY = ("diffusion_models/skyreels_v2_t2v_tiny.safetensors", "diffusion_models/skyreels_v2_i2v_tiny.safetensors",
+        "vae/wan_2.1_vae_tiny.safetensors", "text_encoders/umt5_xxl_tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """The tiny random-weight checkpoints (real key layouts) written by scripts/make_tiny_checkpoints.py:
+    the test host's copies when it has them, else written now."""
+    host_models = HOST_COMFY / "models"
+    if all((host_models / rel).is_file() for rel in TINY):
+        return host_models
+    spec = importlib.util.spec_from_file_location("make_tiny_checkpoints", REPO / "scripts" / "make_tiny_checkpoints.py")
+    maker = importlib.util.module_from_spec(spec)
+    with patch.dict(sys.modules, {"make_tiny_checkpoints": maker}):
+        spec.loader.exec_module(maker)
+        out = tmp_path_factory.mktemp("tiny_models")
+        maker.make_all(out, only=list(TINY))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(env, tiny_dir):
+    for rel in TINY:
+        (env.models / rel).symlink_to(tiny_dir / rel)
+    env.cache = {}
+    return env
+
+
+def _cached(env, key, node_id, **kwargs):
+    """Load each tiny model once per module (loading is what the loader tests check; the rest reuse it)."""
+    if key not in env.cache:
+        env.cache[key] = _load(env, node_id, **kwargs)
+    return env.cache[key]
+
+
+def _load(env, node_id, **kwargs):
+    return env.nodes[node_id].execute(**kwargs)[0]
+
+
+def _sampler(env, node_id="7"):
+    return env.nodes["SkyReelsSampler"].PREPARE_CLASS_CLONE({"UNIQUE_ID": node_id}) \
+        if hasattr(env.nodes["SkyReelsSampler"], "PREPARE_CLASS_CLONE") else _with_hidden(env, node_id)
+
+
+def _with_hidden(env, node_id):
+    cls = env.nodes["SkyReelsSampler"]
+    return type(cls.__name__, (cls,), {"hidden": types.SimpleNamespace(unique_id=node_id)})
+
+
+def test_loaders_list_folders_and_wrap_in_model_patcher(tiny):
+    schema = tiny.nodes["SkyReelsModelLoader"].define_schema()
+    options = schema.inputs[0].options if hasattr(schema.inputs[0], "options") else schema.inputs[0].kw["options"]
+    assert options == ["skyreels_v2_i2v_tiny.safetensors", "skyreels_v2_t2v_tiny.safetensors"]
+    model = _load(tiny, "SkyReelsModelLoader", model_name="skyreels_v2_t2v_tiny.safetensors",
+                  weight_dtype="default", attention="flash_attn")
+    assert isinstance(model.patcher, FakePatcher) and model.module.config.in_dim == 16
+    assert model.module.attn_backend == "sdpa"  # flash-attn cannot run on CPU: falls back
+    assert model.module.compute_dtype == torch.float32  # CPU: ComfyUI's choice is float32
+    assert tiny.loaded == []  # loading a file does not move it to the GPU; the sampler does
+
+
+def test_vae_file_picked_as_model_names_the_problem(tiny):
+    wrong = tiny.models / "diffusion_models" / "vae_copy.safetensors"
+    wrong.symlink_to(tiny.models / "vae" / "wan_2.1_vae_tiny.safetensors")
+    try:
+        with pytest.raises(ValueError) as info:
+            _load(tiny, "SkyReelsModelLoader", model_name="vae_copy.safetensors", weight_dtype="default",
+                  attention="auto")
+    finally:
+        wrong.unlink()
+    assert "vae" in str(info.value).lower()
+
+
+def _i2v_model(env):
+    return _cached(env, "i2v", "SkyReelsModelLoader", model_name="skyreels_v2_i2v_tiny.safetensors",
+                   weight_dtype="default", attention="auto")
+
+
+def _t2v_inputs(env, steps=3, cfg=5.0):
+    model = _cached(env, "t2v", "SkyReelsModelLoader", model_name="skyreels_v2_t2v_tiny.safetensors",
+                    weight_dtype="default", attention="auto")
+    encoder = _cached(env, "umt5", "SkyReelsTextEncoderLoader", text_encoder_name="umt5_xxl_tiny.safetensors",
+                      tokenizer="auto")
+    embeds = _cached(env, "embeds", "SkyReelsTextEncode", text_encoder=encoder, positive="a red fox",
+                     negative="blurry")
+    latent = _load(env, "SkyReelsEmptyVideoLatent", width=32, height=32, frames=5, batch=1)
+    return dict(model=model, text_embeds=embeds, latent=latent, seed=1, steps=steps, cfg=cfg, shift=8.0,
+                scheduler="unipc", denoise=1.0)
+
+
+def test_text_encode_gives_both_contexts(tiny):
+    encoder = _cached(tiny, "umt5", "SkyReelsTextEncoderLoader", text_encoder_name="umt5_xxl_tiny.safetensors",
+                      tokenizer="auto")
+    embeds = _load(tiny, "SkyReelsTextEncode", text_encoder=encoder, positive="a red fox", negative="blurry")
+    assert embeds.positive.shape[:2] == (1, 512) and embeds.negative.shape == embeds.positive.shape
+    assert not torch.equal(embeds.positive, embeds.negative)
+    assert tiny.loaded == [encoder.patcher]
+
+
+def test_sampler_reports_every_step_and_matches_core(tiny):
+    inputs = _t2v_inputs(tiny, steps=2)
+    out = _sampler(tiny).execute(**inputs)[0]
+    assert out["samples"].shape == (1, 16, 2, 4, 4)
+    bar = FakeProgressBar.instances[-1]
+    assert [u[:2] for u in bar.updates] == [(1, 2), (2, 2)]
+    assert all(u[2][0] == "JPEG" for u in bar.updates)  # a latent preview every step
+    assert [t[0] for t in tiny.server.texts] == ["7"] * 2
+    assert tiny.server.texts[-1][1].startswith("step 2/2 · ") and "s/step · ETA 0:00" in tiny.server.texts[-1][1]
+    events = [e for e in tiny.server.events if e[0] == "skyreels.progress"]
+    assert [e[1]["step"] for e in events] == [1, 2] and events[0][1]["node"] == "7" and events[0][2] == "client-1"
+    # the node is a thin adapter: same result as the core pipeline on the normalised latent
+    bridge = tiny.pack.nodes.comfy_bridge
+    video = importlib.import_module(PACK + ".skyreels_core.pipelines.video")
+    ref = video.sample_video(inputs["model"].module, bridge.latent_to_model(inputs["latent"]["samples"]),
+                             positive=inputs["text_embeds"].positive, negative=inputs["text_embeds"].negative,
+                             steps=2, cfg=5.0, shift=8.0, seed=1)
+    assert torch.allclose(out["samples"], bridge.latent_from_model(ref), atol=1e-5)
+
+
+def test_sampler_cancel_stops_within_one_step(tiny):
+    class Interrupt(Exception):
+        pass
+
+    def cancel(self, value, total=None, preview=None):
+        raise Interrupt
+
+    inputs = _t2v_inputs(tiny, steps=4)
+    calls = []
+    module = inputs["model"].module
+    handle = module.register_forward_hook(lambda *a: calls.append(1))
+    with patch.object(FakeProgressBar, "update_absolute", cancel), pytest.raises(Interrupt):
+        _sampler(tiny).execute(**inputs)
+    handle.remove()
+    assert len(calls) == 2  # one step = cond + uncond forward, then the progress bar cancelled
+
+
+def test_sampler_errors_say_what_to_change(tiny):
+    inputs = _t2v_inputs(tiny, steps=1)
+    i2v = _i2v_model(tiny)
+    with pytest.raises(ValueError, match="image-to-video model: connect image_cond"):
+        _sampler(tiny).execute(**dict(inputs, model=i2v))
+    with pytest.raises(ValueError, match=r"Wan2.1 video latent \[B, 16, F, h, w\]"):
+        _sampler(tiny).execute(**dict(inputs, latent={"samples": torch.zeros(1, 4, 8, 8)}))
+
+
+def test_image_to_video_then_sample_and_decode(tiny):
+    vae = _load(tiny, "SkyReelsVAELoader", vae_name="wan_2.1_vae_tiny.safetensors")
+    image = torch.rand(1, 40, 48, 3)
+    cond, latent = tiny.nodes["SkyReelsImageToVideo"].execute(vae=vae, start_image=image, width=32, height=32,
+                                                              frames=5)
+    assert cond.y.shape == (1, 20, 2, 4, 4) and latent["samples"].shape == (1, 16, 2, 4, 4)
+    assert torch.equal(cond.y[0, :4, 0], torch.ones(4, 4, 4)) and cond.y[0, :4, 1].abs().sum() == 0
+    inputs = _t2v_inputs(tiny, steps=2)
+    i2v = _i2v_model(tiny)
+    clip_fea = torch.randn(1, 257, i2v.module.config.image_dim)
+    cond = type(cond)(y=cond.y, clip_fea=clip_fea)
+    out = _sampler(tiny).execute(**dict(inputs, model=i2v, latent=latent, image_cond=cond))[0]
+    frames = _load(tiny, "SkyReelsVAEDecode", vae=vae, latent=out, tile_size=0, tile_overlap=64)
+    assert frames.shape == (5, 32, 32, 3) and 0.0 <= frames.min() and frames.max() <= 1.0
+    with pytest.raises(ValueError, match="image_cond was built for latent size"):
+        small = _load(tiny, "SkyReelsEmptyVideoLatent", width=32, height=32, frames=9, batch=1)
+        _sampler(tiny).execute(**dict(inputs, model=i2v, latent=small, image_cond=cond))
