@@ -112,11 +112,9 @@ def mel_filterbank(sampling_rate: int, n_fft: int, num_mels: int, fmin: float = 
     hz_edges = _mel_to_hz_slaney(mel_edges)
     fdiff = np.diff(hz_edges)
     ramps = np.subtract.outer(hz_edges, fft_freqs)
-    weights = np.zeros((num_mels, 1 + n_fft // 2), dtype=np.float32)
-    for i in range(num_mels):
-        lower = -ramps[i] / fdiff[i]
-        upper = ramps[i + 2] / fdiff[i + 1]
-        weights[i] = np.maximum(0.0, np.minimum(lower, upper))
+    lower = -ramps[:num_mels] / fdiff[:num_mels, None]
+    upper = ramps[2 : num_mels + 2] / fdiff[1 : num_mels + 1, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)
     weights *= (2.0 / (hz_edges[2 : num_mels + 2] - hz_edges[:num_mels]))[:, None]
     return torch.from_numpy(weights)
 
