@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import hashlib
 import importlib
+import io
 import json
 import logging
 import sys
@@ -36,7 +37,7 @@ from skyreels_core.checkpoints.fp8 import quantize_weight  # noqa: E402
 
 log = logging.getLogger("make_tiny_checkpoints")
 
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 MANIFEST = "tiny_manifest.json"
 StateDict = dict[str, torch.Tensor]
 
@@ -55,12 +56,17 @@ class TinyFile:
 
 
 def _wan_config(variant: str):
+    """The TINY DiT preset, with text_dim / image_dim set to the output widths of the tiny umT5 and CLIP
+    vision files below, so a tiny graph (text encoder -> DiT, CLIP vision -> I2V DiT) connects."""
+    from skyreels_core.encoders.clip_vision import CLIPVisionConfig
+    from skyreels_core.encoders.umt5 import UMT5Config
     from skyreels_core.models.wan_dit import TINY
 
+    base = dataclasses.replace(TINY, text_dim=UMT5Config.TINY.dim, image_dim=CLIPVisionConfig.TINY.dim)
     return {
-        "t2v": TINY,
-        "i2v": dataclasses.replace(TINY, model_type="i2v", in_dim=36),
-        "df": dataclasses.replace(TINY, inject_sample_info=True),
+        "t2v": base,
+        "i2v": dataclasses.replace(base, model_type="i2v", in_dim=36),
+        "df": dataclasses.replace(base, inject_sample_info=True),
     }[variant]
 
 
@@ -149,6 +155,19 @@ def _from(module: str, function: str, **kwargs) -> Callable[[], StateDict]:
     return build
 
 
+def _umt5(layout: str = "comfy", scaled_fp8: bool = False) -> Callable[[], StateDict]:
+    """Tiny umT5; the ComfyUI layout carries the tokenizer as the uint8 `spiece_model` tensor, as ComfyUI's do."""
+
+    def build() -> StateDict:
+        from skyreels_core.encoders.tokenizer import make_tiny_spiece_model
+        from skyreels_core.encoders.umt5 import tiny_state_dict
+
+        spiece = make_tiny_spiece_model() if layout == "comfy" else None
+        return tiny_state_dict(with_spiece=spiece, layout=layout, scaled_fp8=scaled_fp8)
+
+    return build
+
+
 DM = "diffusion_models/"
 TINY_FILES: tuple[TinyFile, ...] = (
     TinyFile(DM + "skyreels_v2_t2v_tiny.safetensors", _dit("t2v")),
@@ -162,7 +181,14 @@ TINY_FILES: tuple[TinyFile, ...] = (
     TinyFile(DM + "skyreels_v2_df_tiny.safetensors", _dit("df")),
     # Other model kinds: builders live next to each model.
     TinyFile("vae/wan_2.1_vae_tiny.safetensors", _from("skyreels_core.models.video_vae", "tiny_state_dict")),
-    TinyFile("text_encoders/umt5_xxl_tiny.safetensors", _from("skyreels_core.encoders.umt5", "tiny_state_dict")),
+    TinyFile("vae/Wan2.1_VAE_tiny.pth", _from("skyreels_core.models.video_vae", "tiny_state_dict")),
+    TinyFile("text_encoders/umt5_xxl_tiny.safetensors", _umt5("comfy")),
+    TinyFile("text_encoders/umt5_xxl_tiny_fp8_e4m3fn_scaled.safetensors", _umt5("comfy", scaled_fp8=True)),
+    TinyFile("text_encoders/models_t5_umt5-xxl-enc-tiny.pth", _umt5("wan")),
+    TinyFile("clip_vision/clip_vision_h_tiny.safetensors",
+             _from("skyreels_core.encoders.clip_vision", "tiny_state_dict", layout="comfy")),
+    TinyFile("clip_vision/models_clip_open-clip-xlm-roberta-large-vit-huge-14_tiny.pth",
+             _from("skyreels_core.encoders.clip_vision", "tiny_state_dict", layout="wan")),
     TinyFile("vae/mmaudio_vae_44k_tiny.safetensors", _from("skyreels_core.models.audio_vae", "tiny_vae_state_dict")),
     TinyFile("vae/bigvgan_v2_44k_tiny.safetensors", _from("skyreels_core.models.vocoder", "tiny_vocoder_state_dict")),
 )
@@ -178,9 +204,18 @@ def _safetensors_bytes(state: StateDict, metadata: dict[str, str]) -> bytes:
                                                                         **metadata})
 
 
+def _pth_bytes(state: StateDict) -> bytes:
+    """A torch.save zip, as the official Wan / SkyReels `.pth` files (plain tensors: weights_only loads it)."""
+    buffer = io.BytesIO()
+    torch.save({k: v.contiguous() for k, v in state.items()}, buffer)
+    return buffer.getvalue()
+
+
 def _render(entry: TinyFile) -> dict[str, bytes]:
     """{relative path: file bytes} for one entry (several files for a sharded entry)."""
     state = entry.build()
+    if entry.path.endswith(".pth"):
+        return {entry.path: _pth_bytes(state)}
     if entry.shards == 1:
         return {entry.path: _safetensors_bytes(state, entry.metadata)}
     keys = sorted(state)

@@ -50,6 +50,8 @@ WRAPPER_PREFIXES = (
     "diffusion_model.",
     "model.model.",
     "model.",
+    "first_stage_model.",
+    "vae.",
     "module.",
     "generator.",
     "wav2vec2.",

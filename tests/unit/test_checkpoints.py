@@ -52,9 +52,10 @@ def tiny(tmp_path_factory, maker):
 
 
 @pytest.fixture(scope="module")
-def inputs():
+def inputs(maker):
     g = torch.Generator().manual_seed(0)
-    return torch.randn(1, 16, 2, 4, 4, generator=g), torch.tensor([741.0]), torch.randn(1, 6, 64, generator=g)
+    text_dim = maker._wan_config("t2v").text_dim
+    return torch.randn(1, 16, 2, 4, 4, generator=g), torch.tensor([741.0]), torch.randn(1, 6, text_dim, generator=g)
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +257,7 @@ def test_detect_kind_special_cases():
     assert detect_kind(A2V_DIT) == "wan_dit"  # the V3 avatar adapter is a Wan DiT with extra modules
     assert detect_kind(["generator.conv_pre.weight", "generator.ups.0.0.weight", "generator.resblocks.0.convs1.0.weight",
                         "generator.conv_post.weight"]) == "bigvgan"
+    assert detect_kind([f"first_stage_model.{k}" for k in _golden_keys("P2_vae")]) == "wan_vae"
     assert detect_kind(["foo.weight", "bar.bias"]) == "unknown"
     assert detect_kind([]) == "unknown"
     assert set(KINDS) == set(KIND_DESCRIPTIONS) and "unknown" in KINDS
@@ -373,6 +375,16 @@ def test_tiny_maker_is_deterministic_and_idempotent(maker, tiny, tmp_path):
         (tiny / "skyreels_v2_t2v_tiny_fp8_scaled.safetensors").read_bytes()
 
 
+def test_tiny_dit_connects_to_the_tiny_encoders(maker):
+    from skyreels_core.encoders.clip_vision import CLIPVisionConfig
+    from skyreels_core.encoders.umt5 import UMT5Config
+    from skyreels_core.models.wan_dit import TINY
+
+    i2v = maker._wan_config("i2v")
+    assert i2v.text_dim == UMT5Config.TINY.dim and i2v.image_dim == CLIPVisionConfig.TINY.dim
+    assert (i2v.dim, i2v.num_heads, i2v.num_layers, i2v.head_dim) == (TINY.dim, TINY.num_heads, TINY.num_layers, 128)
+
+
 def test_tiny_files_use_the_real_layouts(tiny):
     with safe_open(str(tiny / "skyreels_v2_t2v_tiny_comfy.safetensors"), "pt") as f:
         assert all(k.startswith("model.diffusion_model.") for k in f.keys())
@@ -389,3 +401,21 @@ def test_tiny_files_use_the_real_layouts(tiny):
         "diffusion_pytorch_model-00001-of-00002.safetensors", "diffusion_pytorch_model-00002-of-00002.safetensors"}
     total = sum(p.stat().st_size for p in tiny.rglob("*.safetensors"))
     assert total < 100 * 2**20
+
+
+EXPECTED_KIND = {"vae/wan_2": "wan_vae", "vae/Wan2.1": "wan_vae", "vae/mmaudio": "mmaudio_vae",
+                 "vae/bigvgan": "bigvgan", "text_encoders/": "umt5", "clip_vision/": "clip_vision"}
+
+
+def test_every_other_tiny_file_is_detected_as_its_kind(maker, tmp_path):
+    from skyreels_core.checkpoints.io import read_state_dict
+
+    paths = maker.make_all(tmp_path, only=[p for p in EXPECTED_KIND])
+    assert len(paths) == len([e for e in maker.TINY_FILES if not e.path.startswith(DM)])
+    for path in paths:
+        rel = path.relative_to(tmp_path).as_posix()
+        kind = next(k for prefix, k in EXPECTED_KIND.items() if rel.startswith(prefix))
+        assert detect_kind(read_state_dict(path)) == kind, rel
+        with pytest.raises(CheckpointError, match="this file looks like"):
+            load_dit(path)
+
