@@ -72,7 +72,7 @@ class SkyReelsCLIPVisionEncode(io.ComfyNode):
     def execute(cls, clip_vision, image: torch.Tensor) -> io.NodeOutput:
         bridge.load_for_use(clip_vision)
         with torch.no_grad():
-            tokens = clip_vision.runner.encode(image[:1, ..., :3]).float().cpu()
+            tokens = clip_vision.runner.encode_image(image[:1, ..., :3]).float().cpu()
         return io.NodeOutput(ImageEmbeds(clip_fea=tokens))
 
 

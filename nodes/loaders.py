@@ -164,8 +164,10 @@ class SkyReelsCLIPVisionLoader(io.ComfyNode):
     def execute(cls, clip_name: str) -> io.NodeOutput:
         from ..skyreels_core.encoders.clip_vision import load_clip_vision
 
-        encoder = load_clip_vision(bridge.model_path("clip_vision", clip_name))
-        return io.NodeOutput(bridge.manage(bridge.module_of(encoder), "clip_vision", clip_name, encoder))
+        load_device, _ = bridge.devices("clip_vision")
+        encoder = load_clip_vision(bridge.model_path("clip_vision", clip_name),
+                                   dtype=bridge.compute_dtype(load_device), device="cpu")
+        return io.NodeOutput(bridge.manage(encoder, "clip_vision", clip_name))
 
 
 LOADER_NODES = [SkyReelsModelLoader, SkyReelsVAELoader, SkyReelsTextEncoderLoader, SkyReelsCLIPVisionLoader]

@@ -375,7 +375,8 @@ def test_decode_rejects_bad_tiles_and_latents(env):
 # ------------------------------------------------------------------------------- real tiny checkpoints
 
 TINY = ("diffusion_models/skyreels_v2_t2v_tiny.safetensors", "diffusion_models/skyreels_v2_i2v_tiny.safetensors",
-        "vae/wan_2.1_vae_tiny.safetensors", "text_encoders/umt5_xxl_tiny.safetensors")
+        "vae/wan_2.1_vae_tiny.safetensors", "text_encoders/umt5_xxl_tiny.safetensors",
+        "clip_vision/clip_vision_h_tiny.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -522,14 +523,16 @@ def test_sampler_errors_say_what_to_change(tiny):
 def test_image_to_video_then_sample_and_decode(tiny):
     vae = _load(tiny, "SkyReelsVAELoader", vae_name="wan_2.1_vae_tiny.safetensors")
     image = torch.rand(1, 40, 48, 3)
+    clip = _load(tiny, "SkyReelsCLIPVisionLoader", clip_name="clip_vision_h_tiny.safetensors")
+    embeds = _load(tiny, "SkyReelsCLIPVisionEncode", clip_vision=clip, image=image)
+    assert embeds.clip_fea.shape == (1, clip.module.cfg.num_tokens, clip.module.cfg.dim)
     cond, latent = tiny.nodes["SkyReelsImageToVideo"].execute(vae=vae, start_image=image, width=32, height=32,
-                                                              frames=5)
+                                                              frames=5, image_embeds=embeds)
     assert cond.y.shape == (1, 20, 2, 4, 4) and latent["samples"].shape == (1, 16, 2, 4, 4)
     assert torch.equal(cond.y[0, :4, 0], torch.ones(4, 4, 4)) and cond.y[0, :4, 1].abs().sum() == 0
     inputs = _t2v_inputs(tiny, steps=2)
     i2v = _i2v_model(tiny)
-    clip_fea = torch.randn(1, 257, i2v.module.config.image_dim)
-    cond = type(cond)(y=cond.y, clip_fea=clip_fea)
+    assert cond.clip_fea is embeds.clip_fea
     out = _sampler(tiny).execute(**dict(inputs, model=i2v, latent=latent, image_cond=cond))[0]
     frames = _load(tiny, "SkyReelsVAEDecode", vae=vae, latent=out, tile_size=0, tile_overlap=64)
     assert frames.shape == (5, 32, 32, 3) and 0.0 <= frames.min() and frames.max() <= 1.0
