@@ -122,11 +122,20 @@ class DFPlan:
 
 @dataclass
 class DFResult:
-    """latents: [B, 16, L, h, w] (decode in one pass, keep the first `num_frames` pixel frames)."""
+    """latents: [B, 16, L, h, w] (decode in one pass, then `trim_frames` keeps the requested `num_frames`)."""
 
     latents: torch.Tensor
     num_frames: int
     plan: DFPlan
+
+    def trim_frames(self, video: torch.Tensor, dim: int = 2) -> torch.Tensor:
+        """Keep the first `num_frames` frames of the decoded video (frames on `dim`, 4(L-1)+1 of them)."""
+        if video.shape[dim] < self.num_frames:
+            raise SkyReelsInputError(
+                f"the decoded video has {video.shape[dim]} frames on dim {dim}, fewer than the requested "
+                f"{self.num_frames}; decode all {self.latents.shape[2]} latents in one pass."
+            )
+        return video.narrow(dim, 0, self.num_frames)
 
 
 def fps_index(fps: int | None) -> int | None:
@@ -158,7 +167,7 @@ def _check_settings(s: DFSettings) -> None:
             f"ar_step must be in [0, steps={s.steps}] (got {s.ar_step}); ar_step >= steps already makes each block "
             f"wait until the previous one is clean. Use 0 (synchronous) or e.g. 5 (asynchronous)."
         )
-    if s.ar_step > 0 and s.causal_block_size < 1:
+    if s.causal_block_size < 1:
         raise SkyReelsInputError(f"causal_block_size must be >= 1, got {s.causal_block_size}.")
     if not 0 <= s.addnoise_condition < 1000:
         raise SkyReelsInputError(

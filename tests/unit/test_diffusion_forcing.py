@@ -203,6 +203,10 @@ def test_frame_count_and_windows():
     res = _run(model, num_frames=42)  # not 4n+1: 11 latents cover 41 < 42 -> 12 latents = 45 frames, trimmed to 42
     assert res.num_frames == 42 and res.latents.shape == (1, 4, 12, H, W)
     assert [w.length for w in res.plan.windows] == [5, 5, 5, 3]  # base 5 latents, overlap 2
+    decoded = torch.cat([res.latents[:, :, :1], res.latents[:, :, 1:].repeat_interleave(4, dim=2)], 2)  # 4(L-1)+1
+    assert res.trim_frames(decoded).shape[2] == 42
+    with pytest.raises(SkyReelsInputError, match="fewer than the requested 42"):
+        res.trim_frames(decoded[:, :, :41])
     assert len(model.calls) == res.plan.total_steps == 16
 
 
