@@ -17,7 +17,8 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from itertools import pairwise
 from typing import ClassVar
 
 import torch
@@ -343,7 +344,7 @@ class Encoder3d(nn.Module):
         dims = [cfg.dim * u for u in (1,) + cfg.dim_mult]
         self.conv1 = CausalConv3d(3, dims[0], 3, padding=1, **kw)
         blocks, scale = [], 1.0
-        for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
+        for i, (in_dim, out_dim) in enumerate(pairwise(dims)):
             for _ in range(cfg.num_res_blocks):
                 blocks.append(ResidualBlock(in_dim, out_dim, cfg.dropout, **kw))
                 if scale in cfg.attn_scales:
@@ -375,7 +376,7 @@ class Decoder3d(nn.Module):
         self.conv1 = CausalConv3d(cfg.z_dim, dims[0], 3, padding=1, **kw)
         self.middle = _middle(dims[0], cfg.dropout, kw)
         blocks = []
-        for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
+        for i, (in_dim, out_dim) in enumerate(pairwise(dims)):
             if i > 0:  # the previous Resample halved the channels
                 in_dim = in_dim // 2
             for _ in range(cfg.num_res_blocks + 1):
@@ -475,15 +476,13 @@ class WanVAE(nn.Module):
 
     def decode(self, latent, *, tile=None, overlap=DEFAULT_OVERLAP, callback=None) -> torch.Tensor:
         """Normalised latent [B, z_dim, T, h, w] -> float32 video [B, 3, 4(T-1)+1, 8h, 8w] clamped to [-1, 1]."""
+        self._check_latent(latent)
         raw = self.denormalize_latent(latent)
         return self.decode_raw(raw, tile=tile, overlap=overlap, callback=callback).clamp_(-1.0, 1.0)
 
     def decode_raw(self, mu, *, tile=None, overlap=DEFAULT_OVERLAP, callback=None) -> torch.Tensor:
         """Raw (unnormalised) latent -> float32 video, not clamped."""
-        if mu.ndim != 5 or mu.shape[1] != self.config.z_dim:
-            raise SkyReelsInputError(
-                f"Latent must be [B, {self.config.z_dim}, T, H, W]; got shape {tuple(mu.shape)}."
-            )
+        self._check_latent(mu)
         grid = tuple(mu.shape[3:])
         spans = _tile_count(grid, tile, overlap)
         progress = _Progress(callback, spans * mu.shape[2])
@@ -508,6 +507,12 @@ class WanVAE(nn.Module):
             del frames
             progress.step()
         return out
+
+    def _check_latent(self, latent: torch.Tensor) -> None:
+        if latent.ndim != 5 or latent.shape[1] != self.config.z_dim:
+            raise SkyReelsInputError(
+                f"Latent must be [B, {self.config.z_dim}, T, H, W]; got shape {tuple(latent.shape)}."
+            )
 
     @staticmethod
     def _check_video(video: torch.Tensor) -> None:

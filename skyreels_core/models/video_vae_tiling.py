@@ -24,27 +24,29 @@ Span = tuple[int, int]
 
 
 def normalize_tile(tile, overlap) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(tile_h, tile_w), (overlap_h, overlap_w) from an int or a pair each; validates them."""
+    """(tile_h, tile_w), (overlap_h, overlap_w) from an int or a pair each."""
     tile_hw = (tile, tile) if isinstance(tile, int) else tuple(tile)
     overlap_hw = (overlap, overlap) if isinstance(overlap, int) else tuple(overlap)
-    if len(tile_hw) != 2 or len(overlap_hw) != 2:
-        raise SkyReelsInputError(f"tile and overlap must be an int or (height, width); got {tile!r}, {overlap!r}.")
-    for t, o in zip(tile_hw, overlap_hw):
-        if t < 1 or o < 0 or o >= t:
-            raise SkyReelsInputError(
-                f"Tile {t} with overlap {o} (latent units) is invalid: need tile >= 1 and 0 <= overlap < tile. "
-                f"Try overlap {max(0, min(o, t // 4))}."
-            )
+    if len(tile_hw) != 2 or len(overlap_hw) != 2 or min(tile_hw) < 1 or min(overlap_hw) < 0:
+        raise SkyReelsInputError(
+            f"tile must be a positive int or (height, width) and overlap a non-negative int or pair, in latent "
+            f"units; got tile {tile!r}, overlap {overlap!r}."
+        )
     return tile_hw, overlap_hw
 
 
 def tile_spans(length: int, tile: int, overlap: int) -> list[Span]:
     """Evenly spread [start, stop) spans of size `tile` covering 0..length, neighbours overlapping >= ~overlap.
 
-    One span (0, length) when the tile covers the whole axis.
+    One span (0, length) when the tile covers the whole axis (the overlap is then irrelevant).
     """
     if tile >= length:
         return [(0, length)]
+    if overlap >= tile:
+        raise SkyReelsInputError(
+            f"Tile overlap {overlap} must be smaller than the tile {tile} (latent units); "
+            f"try overlap {max(0, tile // 4)}."
+        )
     count = math.ceil((length - overlap) / (tile - overlap))
     starts = [round(i * (length - tile) / (count - 1)) for i in range(count)]
     return [(s, s + tile) for s in starts]
