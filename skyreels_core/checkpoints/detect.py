@@ -22,7 +22,8 @@ Key patterns, by release:
 - BigVGAN vocoder: `conv_pre`, `ups.N`, `resblocks.N`, `conv_post`.
 - wav2vec2 (HF): `feature_extractor.conv_layers.0.conv.weight`, `encoder.layers.N.attention.k_proj.weight`.
 - SkyReels-V4 AV DiT (our documented layout): a video DiT plus an audio stream (`audio_blocks.N.*`,
-  `audio_patch_embedding.*`, or per-block `audio_self_attn`). Checked before `wan_dit`.
+  `audio_patch_embedding.*`, or per-block `audio_self_attn`). Checked before `wan_dit`. Our model's layout
+  (skyreels_core.models.av_mmdit): `video.blocks.N.*` / `audio.blocks.N.*` + `time_projection.*`, `av_cross.N.*`.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ KIND_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
         (r"^audio_blocks\.\d+\.", r"^blocks\.\d+\."),
         (r"^audio_patch_embedding\.",),
         (rf"^blocks\.{_N}\.audio_self_attn\.",),
+        # skyreels_core.models.av_mmdit layout: `video.blocks.N.*`, `audio.blocks.N.*`, `av_cross.N.*`
+        (rf"^(video|audio)\.blocks\.{_N}\.self_attn\.q\.weight$", r"^time_projection\."),
+        (rf"^av_cross\.{_N}\.(v2a|a2v)\.",),
     )),
     ("wan_dit", (
         (r"^head\.modulation$",),
