@@ -12,6 +12,7 @@ offline env), with its output/input/temp/user folders and its log (``comfy.log``
 
 from __future__ import annotations
 
+import ast
 import atexit
 import json
 import logging
@@ -32,6 +33,24 @@ import setup_test_host as setup  # noqa: E402
 LOG = logging.getLogger("comfy_host")
 REPO = setup.REPO
 PACK_LINK_NAME = setup.PACK_LINK_NAME
+
+
+def pack_node_ids() -> list[str]:
+    """Keys of the literal NODE_CLASS_MAPPINGS dict(s) in the pack's __init__.py (read with ast, no import)."""
+    ids: list[str] = []
+    for node in ast.walk(ast.parse((REPO / "__init__.py").read_text())):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
+            else []
+        if any(isinstance(t, ast.Name) and t.id == "NODE_CLASS_MAPPINGS" for t in targets):
+            if not isinstance(node.value, ast.Dict):
+                raise ValueError("NODE_CLASS_MAPPINGS in __init__.py must be a literal dict")
+            ids += [k for k in (ast.literal_eval(k) for k in node.value.keys) if k not in ids]
+    return ids
+
+
+def workflow_files() -> list[Path]:
+    """The pack's example workflows (UI format), as ComfyUI's template browser lists them."""
+    return sorted((REPO / "workflows").glob("*.json"))
 
 
 def free_port() -> int:

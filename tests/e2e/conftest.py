@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import ast
 import sys
 from pathlib import Path
 
@@ -48,21 +47,8 @@ def start_session_server(request) -> comfy_host.ComfyServer:
     return srv
 
 
-def pack_node_ids() -> list[str]:
-    """Keys of the literal NODE_CLASS_MAPPINGS dict(s) in the pack's __init__.py (any nesting, e.g. try/else)."""
-    ids: list[str] = []
-    for node in ast.walk(ast.parse((REPO / "__init__.py").read_text())):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
-            else []
-        if any(isinstance(t, ast.Name) and t.id == "NODE_CLASS_MAPPINGS" for t in targets):
-            if not isinstance(node.value, ast.Dict):
-                raise AssertionError("NODE_CLASS_MAPPINGS in __init__.py must be a literal dict")
-            ids += [k for k in (ast.literal_eval(k) for k in node.value.keys) if k not in ids]
-    return ids
-
-
-def workflow_files() -> list[Path]:
-    return sorted(WORKFLOWS.glob("*.json"))
+pack_node_ids = comfy_host.pack_node_ids
+workflow_files = comfy_host.workflow_files
 
 
 @pytest.fixture(scope="session")

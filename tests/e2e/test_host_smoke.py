@@ -9,7 +9,8 @@ import re
 import av
 import pytest
 from comfy_client import PromptRejected
-from conftest import PACK_DIR_NAME, pack_node_ids, workflow_files
+from comfy_host import PACK_LINK_NAME as PACK_DIR_NAME
+from comfy_host import pack_node_ids, workflow_files
 from workflow_to_api import workflow_to_api
 
 PACK_MODULE = f"custom_nodes.{PACK_DIR_NAME}"

@@ -6,7 +6,7 @@ Mirrors the frontend's ``app.graphToPrompt()`` (ComfyUI frontend 1.32.9), which 
 - ``widgets_values`` is positional over the node's widgets, in the node definition's input order (required, then
   optional; ``forceInput`` inputs have no widget). An INT with ``control_after_generate`` (default for inputs named
   seed / noise_seed) has one extra value after it ("randomize", ...), a COMBO with it two; an upload combo
-  (``image_upload`` ...) is followed by its "upload" widget. Extra values are not sent, except "upload".
+  (``image_upload`` ...) is followed by its "upload" widget. These extra values are not sent.
 - a linked input (also a widget converted to an input) becomes ``["<src id>", slot]``; a link from a muted or
   missing node drops the input; a bypassed (mode 4) node passes through the first input whose type matches;
   Reroute nodes are followed; a PrimitiveNode's value replaces the widget it feeds; Note nodes are dropped.
@@ -33,7 +33,8 @@ def load_workflow(path: Path | str) -> dict:
 
 
 def widget_layout(info: dict) -> list[str | None]:
-    """Names of a node's widgets in order, as created by the frontend; None marks a control widget (not sent)."""
+    """Names of a node's widgets in order, as created by the frontend; None marks a widget that is not sent
+    (control_after_generate, control_filter_list, upload)."""
     order = info.get("input_order") or {s: list(info["input"].get(s, {})) for s in ("required", "optional")}
     names: list[str | None] = []
     for section in ("required", "optional"):
@@ -51,7 +52,7 @@ def widget_layout(info: dict) -> list[str | None]:
             elif is_combo and opts.get("control_after_generate"):
                 names += [None, None]
             if any(opts.get(flag) for flag in UPLOAD_FLAGS):
-                names.append("upload")
+                names.append(None)  # the "upload" button widget: saved in widgets_values, never sent
     return names
 
 
