@@ -307,11 +307,11 @@ def encode_references(
     return refs.expand(shape.batch, -1, -1, -1, -1).contiguous()
 
 
-def encode_audio_reference(codec, audio: dict, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+def encode_audio_reference(codec, audio: dict, model) -> torch.Tensor:
     """ComfyUI AUDIO {"waveform": [B, C, T], "sample_rate": int} -> normalised latent [B, 40, T_r] for the DiT.
 
-    codec: AudioCodec (mono, 44.1 kHz, 1024 samples per latent). mean / std: the AV checkpoint's
-    audio_latent_mean / audio_latent_std [40]; returns (z - mean) / std, the space the audio tower works in.
+    codec: AudioCodec (mono, 44.1 kHz, 1024 samples per latent). model: the AVMMDiT whose audio_latent_mean /
+    audio_latent_std normalise it (`model.normalize_audio`: (z - mean) / std, the space the audio tower works in).
     """
     if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
         raise SkyReelsInputError("The reference audio must be an AUDIO dict with 'waveform' and 'sample_rate'.")
@@ -319,5 +319,5 @@ def encode_audio_reference(codec, audio: dict, mean: torch.Tensor, std: torch.Te
     if not isinstance(waveform, torch.Tensor) or waveform.ndim != 3 or waveform.shape[-1] == 0:
         shape = tuple(waveform.shape) if isinstance(waveform, torch.Tensor) else type(waveform).__name__
         raise SkyReelsInputError(f"The reference audio waveform must be [batch, channels, samples]; got {shape}.")
-    z = codec.encode(waveform, int(audio["sample_rate"])).float().cpu()
-    return (z - mean.float().view(1, -1, 1)) / std.float().view(1, -1, 1)
+    z = codec.encode(waveform, int(audio["sample_rate"]))
+    return model.normalize_audio(z.to(model.audio_latent_mean.device)).cpu()

@@ -11,8 +11,8 @@ modality (same schedule) steps each latent. Undisclosed choices, made here and d
   v_m += (sync_scale - 1) (v_c - v_c_nocross); sync_scale 1 skips that pass, so it equals plain CFG exactly.
 - Conditions (mask = 1 in `VideoCondition`) are clean: before every model call and after the last step the noisy
   video latent is reset to the condition latent there, so kept positions come back bit-identical.
-- Audio: the DiT works on (z - audio_latent_mean) / audio_latent_std (the AV checkpoint's buffers); `sample_av`
-  returns raw codec latents. Audio references are passed already normalised (`encode_audio_reference`).
+- Audio: the DiT works on (z - audio_latent_mean) / audio_latent_std (the AV checkpoint's buffers,
+  `AVMMDiT.normalize_audio`); `sample_av` returns raw codec latents (`denormalize_audio`). Audio references are passed already normalised (`encode_audio_reference`).
 - Noise: `seeded_noise` (CPU generator) for video with `seed`, for audio with `audio_seed(seed)`, so the video
   noise for a seed is the same as the V2 pipeline's and does not depend on the audio length.
 - Duration: the audio covers exactly frames / fps seconds: ceil(round(seconds * 44100) / 1024) latents, decoded
@@ -137,12 +137,6 @@ def _check_sample_args(steps, sampler, video_shape, num_audio_latents, condition
             )
 
 
-def _audio_stats(model, device):
-    mean = model.audio_latent_mean.detach().float().to(device).view(1, -1, 1)
-    std = model.audio_latent_std.detach().float().to(device).view(1, -1, 1)
-    return mean, std
-
-
 def _initial_state(video_shape, num_audio_latents, seed, condition, device):
     """Noise for both modalities and the (cond latent, mask) pair on device; video / audio None when absent."""
     x_v = x_a = cond = None
@@ -204,7 +198,7 @@ def sample_av(
     """
     _check_sample_args(steps, sampler, video_shape, num_audio_latents, condition, fps, context)
     param = next(model.parameters())
-    device, dtype = param.device, param.dtype
+    device, dtype = param.device, getattr(model, "compute_dtype", param.dtype)
     x_v, x_a, cond = _initial_state(video_shape, num_audio_latents, seed, condition, device)
     schedulers = SAMPLERS[sampler](steps, shift), SAMPLERS[sampler](steps, shift)
     sigmas, timesteps = schedulers[0].sigmas, schedulers[0].timesteps
@@ -232,8 +226,7 @@ def sample_av(
     if x_v is not None:
         x_v = _keep(x_v, cond).cpu()
     if x_a is not None:
-        mean, std = _audio_stats(model, x_a.device)
-        x_a = (x_a * std + mean).cpu()
+        x_a = model.denormalize_audio(x_a).cpu()
     return x_v, x_a
 
 
@@ -276,7 +269,7 @@ def generate_av(
     video_refs = encode_references(vae, reference_images, reference_clip, shape)
     audio_refs = None
     if reference_audio is not None:
-        audio_refs = encode_audio_reference(codec, reference_audio, model.audio_latent_mean, model.audio_latent_std)
+        audio_refs = encode_audio_reference(codec, reference_audio, model)
     latent, audio = sample_av(
         model, video_shape=shape, num_audio_latents=num_audio, context=context, negative_context=negative_context,
         steps=steps, shift=shift, video_cfg=video_cfg, audio_cfg=audio_cfg, sync_scale=sync_scale, sampler=sampler,

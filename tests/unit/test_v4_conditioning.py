@@ -19,6 +19,7 @@ from skyreels_core.conditioning.v4 import (
 from skyreels_core.errors import SkyReelsInputError
 from skyreels_core.models.audio_codec import load_audio_codec
 from skyreels_core.models.audio_vae import tiny_vae_state_dict
+from skyreels_core.models.av_mmdit import AVDiTConfig, AVMMDiT
 from skyreels_core.models.video_vae import VAE3DConfig, WanVAE
 from skyreels_core.models.vocoder import tiny_vocoder_state_dict
 from skyreels_core.shapes import VideoLatentShape
@@ -199,13 +200,15 @@ def test_audio_reference_is_normalised_codec_latent(tmp_path):
     torch.save({"generator": tiny_vocoder_state_dict()}, str(tmp_path / "voc.pt"))
     codec = load_audio_codec(tmp_path / "vae.safetensors", tmp_path / "voc.pt")
     wave = torch.randn(1, 2, 4410, generator=torch.Generator().manual_seed(0)) * 0.1
+    model = AVMMDiT(AVDiTConfig.TINY, device="meta")
     mean, std = torch.linspace(-1, 1, 40), torch.linspace(0.5, 2, 40)
-    z = encode_audio_reference(codec, {"waveform": wave, "sample_rate": 22050}, mean, std)
+    model.audio_latent_mean, model.audio_latent_std = mean, std  # buffers replaced by real tensors
+    z = encode_audio_reference(codec, {"waveform": wave, "sample_rate": 22050}, model)
     raw = codec.encode(wave, 22050)
     assert z.shape == (1, 40, 9)  # 0.2 s at 44.1 kHz = 8820 samples -> ceil(8820 / 1024) = 9 latents
     torch.testing.assert_close(z, (raw - mean.view(1, -1, 1)) / std.view(1, -1, 1))
     with pytest.raises(SkyReelsInputError):
-        encode_audio_reference(codec, {"waveform": wave}, mean, std)
+        encode_audio_reference(codec, {"waveform": wave}, model)
 
 
 def test_condition_is_frozen():
