@@ -191,6 +191,7 @@ TINY_FILES: tuple[TinyFile, ...] = (
              _from("skyreels_core.encoders.clip_vision", "tiny_state_dict", layout="wan")),
     TinyFile("vae/mmaudio_vae_44k_tiny.safetensors", _from("skyreels_core.models.audio_vae", "tiny_vae_state_dict")),
     TinyFile("vae/bigvgan_v2_44k_tiny.safetensors", _from("skyreels_core.models.vocoder", "tiny_vocoder_state_dict")),
+    TinyFile(DM + "skyreels_v4_av_tiny.safetensors", _from("skyreels_core.models.av_mmdit", "tiny_state_dict")),
 )
 
 
@@ -214,17 +215,20 @@ def _pth_bytes(state: StateDict) -> bytes:
 def _render(entry: TinyFile) -> dict[str, bytes]:
     """{relative path: file bytes} for one entry (several files for a sharded entry)."""
     state = entry.build()
+    metadata = entry.metadata
+    if isinstance(state, tuple):  # a builder may return (tensors, metadata), e.g. a config stored as JSON
+        state, metadata = state[0], {**metadata, **state[1]}
     if entry.path.endswith(".pth"):
         return {entry.path: _pth_bytes(state)}
     if entry.shards == 1:
-        return {entry.path: _safetensors_bytes(state, entry.metadata)}
+        return {entry.path: _safetensors_bytes(state, metadata)}
     keys = sorted(state)
     per_shard = -(-len(keys) // entry.shards)
     files, weight_map, total = {}, {}, 0
     for i in range(entry.shards):
         name = f"diffusion_pytorch_model-{i + 1:05d}-of-{entry.shards:05d}.safetensors"
         part = {k: state[k] for k in keys[i * per_shard:(i + 1) * per_shard]}
-        files[f"{entry.path}/{name}"] = _safetensors_bytes(part, entry.metadata)
+        files[f"{entry.path}/{name}"] = _safetensors_bytes(part, metadata)
         weight_map.update(dict.fromkeys(part, name))
         total += sum(t.numel() * t.element_size() for t in part.values())
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}

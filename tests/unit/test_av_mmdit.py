@@ -420,3 +420,15 @@ def test_input_validation(model, inputs):
     with pytest.raises(SkyReelsInputError, match="fps"):
         model(VideoStream(video), AudioStream(audio), torch.tensor([1.0, 2.0]), context, fps=0)
     assert math.isclose(av_mmdit.audio_time_scale(16), 1024 / 44100 * 4)
+
+
+def test_tiny_checkpoint_registry_entry(tmp_path, model, inputs):
+    from scripts.make_tiny_checkpoints import make_all
+
+    paths = make_all(tmp_path, only=["diffusion_models/skyreels_v4_av_tiny.safetensors"])
+    assert [p.name for p in paths] == ["skyreels_v4_av_tiny.safetensors"]
+    loaded = load_av_dit(paths[0])
+    assert loaded.config == TINY
+    video, audio, context = inputs
+    for a, b in zip(run(loaded, video, audio, context), run(model, video, audio, context), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
