@@ -110,7 +110,11 @@ def _manual_euler(model, steps, shift, vcfg, acfg, sync, seed=5):
         def f(ctx, cross, xv=xv, xa=xa, t=t):
             return model(VideoStream(torch.cat([xv, zeros], 1)), AudioStream(xa), t, ctx, fps=16.0, cross_modal=cross)
 
-        (vc, ac), (vu, au), (vn, an) = f(BASE["context"], True), f(BASE["negative_context"], True), f(BASE["context"], False)
+        (vc, ac), (vu, au), (vn, an) = (
+            f(BASE["context"], True),
+            f(BASE["negative_context"], True),
+            f(BASE["context"], False),
+        )
         v = vu + vcfg * (vc - vu) + (sync - 1) * (vc - vn)
         a = au + acfg * (ac - au) + (sync - 1) * (ac - an)
         dt = float(sigmas[i + 1] - sigmas[i])
@@ -267,8 +271,19 @@ def test_generate_av_returns_video_and_exactly_trimmed_audio(model, codec, frame
     image = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(1))
     reference_audio = {"waveform": 0.1 * torch.randn(1, 1, 8000, generator=torch.Generator()), "sample_rate": 16000}
     video, wave = generate_av(
-        model, vae, codec, _ctx(1), _ctx(2), frames=frames, fps=fps, height=32, width=32, steps=1, image=image,
-        reference_images=[image], reference_audio=reference_audio,
+        model,
+        vae,
+        codec,
+        _ctx(1),
+        _ctx(2),
+        frames=frames,
+        fps=fps,
+        height=32,
+        width=32,
+        steps=1,
+        image=image,
+        reference_images=[image],
+        reference_audio=reference_audio,
     )
     assert video.shape == (1, 3, frames, 32, 32) and video.abs().max() <= 1.0
     assert wave.shape == (1, 1, round(frames / fps * 44100)) and torch.isfinite(wave).all()
