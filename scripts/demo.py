@@ -1,0 +1,128 @@
+"""Run the SkyReels-V2 text-to-video workflow in the embedded ComfyUI and write an mp4 (`make demo`).
+
+    python scripts/demo.py [--workflow workflows/skyreels_v2_t2v.json] [--tiny] [--port 8188] [--serve]
+
+Starts the test host's ComfyUI (scripts/setup_test_host.py builds it) with this pack, converts the UI workflow to
+API format with the server's /object_info, and queues it on /prompt. Model files: when the models folder holds real
+files next to the tiny checkpoints (names without "tiny"), a loader takes the real one; otherwise the tiny
+random-weight checkpoints run, at a small size (the video is noise-like: it shows the pipeline works, not a model).
+Prints the mp4 path and the UI URL; with --serve (default when run from a terminal) keeps the server up until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
+
+import comfy_host  # noqa: E402
+
+LOG = logging.getLogger("demo")
+DEFAULT_WORKFLOW = comfy_host.REPO / "workflows" / "skyreels_v2_t2v.json"
+MODEL_SUFFIXES = (".safetensors", ".sft", ".pth", ".pt", ".ckpt", ".gguf", ".bin")
+TINY_SIZE = {"width": 160, "height": 96, "frames": 17, "steps": 4}  # keeps the tiny run at seconds on a CPU
+SIZE_NODES = ("SkyReelsEmptyVideoLatent", "SkyReelsImageToVideo")
+
+
+def _combo_options(spec: list) -> list | None:
+    if isinstance(spec[0], list):
+        return spec[0]
+    return spec[1].get("options") if spec[0] == "COMBO" and len(spec) > 1 else None
+
+
+def _tokens(name: str) -> set[str]:
+    return set(re.split(r"[^a-z0-9]+", Path(name).stem.lower())) - {"tiny", ""}
+
+
+def choose_models(api: dict, object_info: dict, force_tiny: bool) -> bool:
+    """Point each loader's file combo at the closest-named real file (name without "tiny") when one exists, unless
+    force_tiny. Returns True when every model file is a tiny checkpoint."""
+    all_tiny = True
+    for nid, node in api.items():
+        spec = object_info[node["class_type"]]["input"]
+        for name, value in node["inputs"].items():
+            opts = _combo_options(spec.get("required", {}).get(name) or spec.get("optional", {}).get(name) or [None])
+            if not (isinstance(value, str) and value.endswith(MODEL_SUFFIXES) and opts):
+                continue
+            real = [o for o in opts if "tiny" not in o.lower() and o.endswith(MODEL_SUFFIXES)]
+            if real and not force_tiny:
+                node["inputs"][name] = max(real, key=lambda o: (len(_tokens(o) & _tokens(value)), -real.index(o)))
+                all_tiny = False
+            elif value not in opts:
+                raise SystemExit(f"node {nid} ({node['class_type']}) needs {name}={value!r}, which is not in the "
+                                 f"models folder (found {opts}). Run: make setup (it writes the tiny checkpoints)")
+            LOG.info("%s.%s = %s", node["class_type"], name, node["inputs"][name])
+    return all_tiny
+
+
+def shrink(api: dict, size: dict) -> None:
+    for node in api.values():
+        if node["class_type"] in SIZE_NODES:
+            node["inputs"].update({k: size[k] for k in ("width", "height", "frames") if k in node["inputs"]})
+        if node["class_type"] == "SkyReelsSampler":
+            node["inputs"]["steps"] = size["steps"]
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW)
+    ap.add_argument("--tiny", action="store_true", help="use the tiny checkpoints even when real files exist")
+    ap.add_argument("--full-size", action="store_true", help="keep the workflow's size/frames/steps with tiny files")
+    ap.add_argument("--port", type=int, default=None, help="server port (default: a free one)")
+    ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--serve", action=argparse.BooleanOptionalAction, default=sys.stdin.isatty(),
+                    help="keep the server running after the run (default: when started from a terminal)")
+    args = ap.parse_args(argv)
+    if not args.workflow.is_file():
+        raise SystemExit(f"{args.workflow} does not exist (the pack's example workflows are in workflows/)")
+    comfy_host.ensure_host()
+    from comfy_client import ComfyClient
+    from workflow_to_api import load_workflow, workflow_to_api
+
+    run_dir = comfy_host.REPO / "artifacts" / "demo"
+    with comfy_host.ComfyServer(run_dir, port=args.port) as srv:
+        client = ComfyClient(srv.base_url)
+        object_info = client.object_info()
+        api = workflow_to_api(load_workflow(args.workflow), object_info)
+        if choose_models(api, object_info, args.tiny) and not args.full_size:
+            LOG.info("tiny checkpoints: running at %s", TINY_SIZE)
+            shrink(api, TINY_SIZE)
+
+        def on_event(kind: str, data: dict) -> None:
+            if kind == "progress":
+                LOG.info("node %s: step %d/%d", data.get("node"), data["value"], data["max"])
+            elif kind == "executing" and data.get("node"):
+                LOG.info("running node %s (%s)", data["node"], api.get(data["node"], {}).get("class_type"))
+
+        result = client.run(api, timeout=args.timeout, on_event=on_event)
+        if result.status != "success":
+            err = result.error or {}
+            LOG.error("the workflow failed in %s (node %s): %s: %s", err.get("node_type"), err.get("node_id"),
+                      err.get("exception_type"), err.get("exception_message"))
+            LOG.error("server log: %s", srv.log_path)
+            return 1
+        videos = result.paths(srv.output_dir, ".mp4")
+        if not videos:
+            LOG.error("the workflow finished but wrote no mp4; outputs: %s", result.outputs)
+            return 1
+        for v in videos:
+            print(f"video: {v.resolve()}")  # noqa: T201
+        print(f"UI:    {srv.base_url}  (server log: {srv.log_path})")  # noqa: T201
+        if args.serve:
+            LOG.info("serving the UI until Ctrl-C")
+            try:
+                srv.proc.wait()
+            except KeyboardInterrupt:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
