@@ -27,6 +27,17 @@ else:
         SkyReelsVAELoader,
     )
     from .nodes.sampler import SkyReelsSampler
+    from .nodes.v4 import (
+        SkyReelsV4Decode,
+        SkyReelsV4EmptyAVLatent,
+        SkyReelsV4ModelLoader,
+        SkyReelsV4References,
+        SkyReelsV4Sampler,
+        SkyReelsV4TaskCondition,
+        SkyReelsV4TextEncode,
+        SkyReelsV4TextEncoderLoader,
+    )
+    from .nodes.v4_audio import SkyReelsV4AudioCodecLoader, SkyReelsV4AudioDecode, SkyReelsV4AudioEncode
 
     NODE_CLASS_MAPPINGS = {
         "SkyReelsModelLoader": SkyReelsModelLoader,
@@ -39,6 +50,17 @@ else:
         "SkyReelsImageToVideo": SkyReelsImageToVideo,
         "SkyReelsSampler": SkyReelsSampler,
         "SkyReelsVAEDecode": SkyReelsVAEDecode,
+        "SkyReelsV4ModelLoader": SkyReelsV4ModelLoader,
+        "SkyReelsV4AudioCodecLoader": SkyReelsV4AudioCodecLoader,
+        "SkyReelsV4TextEncoderLoader": SkyReelsV4TextEncoderLoader,
+        "SkyReelsV4TextEncode": SkyReelsV4TextEncode,
+        "SkyReelsV4EmptyAVLatent": SkyReelsV4EmptyAVLatent,
+        "SkyReelsV4TaskCondition": SkyReelsV4TaskCondition,
+        "SkyReelsV4References": SkyReelsV4References,
+        "SkyReelsV4Sampler": SkyReelsV4Sampler,
+        "SkyReelsV4Decode": SkyReelsV4Decode,
+        "SkyReelsV4AudioEncode": SkyReelsV4AudioEncode,
+        "SkyReelsV4AudioDecode": SkyReelsV4AudioDecode,
     }
 
     NODE_DISPLAY_NAME_MAPPINGS = {
@@ -52,6 +74,17 @@ else:
         "SkyReelsImageToVideo": "SkyReels Image To Video",
         "SkyReelsSampler": "SkyReels Sampler",
         "SkyReelsVAEDecode": "SkyReels VAE Decode",
+        "SkyReelsV4ModelLoader": "SkyReels V4 Model Loader",
+        "SkyReelsV4AudioCodecLoader": "SkyReels V4 Audio Codec Loader",
+        "SkyReelsV4TextEncoderLoader": "SkyReels V4 Text Encoder Loader (MLLM)",
+        "SkyReelsV4TextEncode": "SkyReels V4 Text Encode",
+        "SkyReelsV4EmptyAVLatent": "SkyReels V4 Empty AV Latent",
+        "SkyReelsV4TaskCondition": "SkyReels V4 Task Condition",
+        "SkyReelsV4References": "SkyReels V4 References",
+        "SkyReelsV4Sampler": "SkyReels V4 Sampler",
+        "SkyReelsV4Decode": "SkyReels V4 Decode",
+        "SkyReelsV4AudioEncode": "SkyReels V4 Audio Encode",
+        "SkyReelsV4AudioDecode": "SkyReels V4 Audio Decode",
     }
 
     class SkyReelsExtension(ComfyExtension):

@@ -75,6 +75,31 @@ def tokenizer_path(name: str) -> str:
     raise FileNotFoundError(f"Tokenizer folder {name!r} not found under models/text_encoders.")
 
 
+def list_model_dirs(folder: str, marker: str = "config.json") -> list[str]:
+    """Sub-folders of a model folder that hold `marker` (Hugging Face model folders, e.g. an MLLM)."""
+    import os
+
+    import folder_paths
+
+    found = []
+    for root in folder_paths.get_folder_paths(folder):
+        if os.path.isdir(root):
+            found += [n for n in sorted(os.listdir(root)) if os.path.isfile(os.path.join(root, n, marker))]
+    return found
+
+
+def model_dir_path(folder: str, name: str) -> str:
+    """Full path of the sub-folder `name` of a model folder; raises naming the folder when it is missing."""
+    import os
+
+    import folder_paths
+
+    for root in folder_paths.get_folder_paths(folder):
+        if os.path.isdir(os.path.join(root, name)):
+            return os.path.join(root, name)
+    raise FileNotFoundError(f"Folder {name!r} not found under models/{folder}; put the model folder there.")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # devices and model management
 

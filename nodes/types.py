@@ -63,3 +63,45 @@ class ImageEmbeds:
     """CLIP vision tokens of the conditioning image(s): clip_fea [B, 257, 1280] (penultimate ViT-H layer)."""
 
     clip_fea: torch.Tensor
+
+
+# --------------------------------------------------------------------------------------------------------- V4
+# SkyReels-V4 (joint video + audio). Payloads carry core objects; nodes/v4.py and nodes/v4_audio.py use them.
+
+SkyReelsAVModel = io.Custom("SKYREELS_AV_MODEL")
+SkyReelsAudioCodec = io.Custom("SKYREELS_AUDIO_CODEC")
+SkyReelsMLLM = io.Custom("SKYREELS_MLLM")
+SkyReelsAVTextEmbeds = io.Custom("SKYREELS_AV_TEXT_EMBEDS")
+SkyReelsV4Cond = io.Custom("SKYREELS_V4_CONDITION")
+SkyReelsV4Refs = io.Custom("SKYREELS_V4_REFERENCES")
+
+
+@dataclass(frozen=True)
+class AVTextEmbeds:
+    """MLLM contexts shared by both towers. positive: [1, L, text_dim]; negative: [1, L', text_dim] or None."""
+
+    positive: torch.Tensor
+    negative: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class V4Condition:
+    """A task condition for the V4 video tower, built for one latent size.
+
+    task: "t2v" | "i2v" | "extend" | "start_end" | "inpaint_edit" (for messages).
+    condition: skyreels_core.conditioning.v4.VideoCondition; latent [B, 16, F, h, w] (normalised Wan latent,
+        zeros where mask = 0) and mask [B, 1, F, h, w] (1 = keep).
+    """
+
+    task: str
+    condition: Any
+
+
+@dataclass(frozen=True)
+class V4References:
+    """In-context references. video: normalised Wan latents [B, 16, F_r, h, w] or None, built for one latent size;
+    audio: RAW audio-codec latents [B, 40, T_r] or None (the sampler normalises them with the DiT's
+    audio_latent_mean / audio_latent_std)."""
+
+    video: torch.Tensor | None
+    audio: torch.Tensor | None
