@@ -4,8 +4,9 @@
 //    of 16 and frames to 4n+1 as they are edited (the Python side also validates), and the node shows the
 //    resulting duration: "81 frames = 3.38 s at 24 fps". fps comes from the node's own fps widget, else from a
 //    Create Video node in the graph, else 24 (SkyReels-V2's native rate).
-// 2. Sampler status: SkyReelsSampler shows "step k/n · s/step · ETA" from the backend's "skyreels.progress"
-//    event (the backend also sends it as ComfyUI progress text, which the frontend shows natively).
+// 2. Sampler status: SkyReelsSampler shows "step k/n · s/step · ETA" in its title bar from the backend's
+//    "skyreels.progress" event (the backend also sends it as ComfyUI progress text, which the frontend shows
+//    natively inside the node).
 //
 // Nothing here adds widgets, so saved workflows (widgets_values) are unaffected.
 
@@ -90,11 +91,23 @@ function installSizeWidgets(node) {
   updateInfo(node);
 }
 
+function drawTitleStatus(node, ctx, text) {
+  // Right-aligned in the title bar, so it never collides with a node placed right below this one.
+  if (!text || node.flags?.collapsed) return;
+  const titleHeight = globalThis.LiteGraph?.NODE_TITLE_HEIGHT ?? 30;
+  ctx.save();
+  ctx.font = "11px Arial";
+  ctx.fillStyle = "#9fe0a0";
+  ctx.textAlign = "right";
+  ctx.fillText(text, node.size[0] - 10, -titleHeight / 2 + 4);
+  ctx.restore();
+}
+
 function installStatusLine(node) {
   const draw = node.onDrawForeground;
   node.onDrawForeground = function (ctx) {
     const result = draw?.apply(this, arguments);
-    drawLine(this, ctx, this.skyreelsStatus, "#9fe0a0");
+    drawTitleStatus(this, ctx, this.skyreelsStatus);
     return result;
   };
 }
