@@ -219,3 +219,35 @@ def test_not_a_model_folder(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(CheckpointError, match="not supported"):
         load_mllm(tmp_path / "config.json")
+
+
+def test_qwen3_vl_folder_loads_the_qwen3_class(tmp_path):
+    tok = _tokenizer()
+    ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL}
+    rope = {"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1e4, "mrope_interleaved": True}
+    config = transformers.Qwen3VLConfig(
+        text_config=dict(
+            vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            num_key_value_heads=1, head_dim=16, rope_parameters=rope,
+        ),
+        vision_config=dict(
+            depth=2, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=32, patch_size=16,
+            spatial_merge_size=2, temporal_patch_size=2, deepstack_visual_indexes=[1], num_position_embeddings=64,
+        ),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )  # fmt: skip
+    torch.manual_seed(0)
+    transformers.Qwen3VLForConditionalGeneration(config).save_pretrained(tmp_path)
+    image_processor = transformers.Qwen2VLImageProcessor(patch_size=16, merge_size=2, max_pixels=128 * 128)
+    transformers.Qwen3VLProcessor(
+        image_processor=image_processor, tokenizer=tok, video_processor=transformers.Qwen3VLVideoProcessor(),
+        chat_template=TEMPLATE,
+    ).save_pretrained(tmp_path)  # fmt: skip
+    encoder = load_mllm(tmp_path, layers=(0, -1))
+    assert type(encoder.model) is transformers.Qwen3VLModel and encoder.text_dim == 64
+    text = encoder.encode(PROMPT)
+    with_image = encoder.encode("a cat", [_image(0, 64, 96)])
+    assert text.shape == (1, encoder.prepare(PROMPT)["input_ids"].shape[1], 64)
+    assert with_image.shape[1] == encoder.prepare("a cat", [_image(0, 64, 96)])["input_ids"].shape[1]
+    assert PROMPT in encoder.processor.tokenizer.decode(encoder.prepare(PROMPT)["input_ids"][0])
