@@ -168,6 +168,61 @@ def _umt5(layout: str = "comfy", scaled_fp8: bool = False) -> Callable[[], State
     return build
 
 
+class FolderFiles(dict):
+    """What a folder builder returns: {file name inside the entry's folder: bytes} (e.g. a Hugging Face model)."""
+
+
+_QWEN_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                 "<|image_pad|>", "<|video_pad|>")
+# Qwen2.5-VL's chat template reduced to one user turn with images and text (no default system prompt).
+_QWEN_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+    "{{ message['content'] }}{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def tiny_qwen25_vl_files(hidden_size: int = 32) -> FolderFiles:
+    """A tiny random Qwen2.5-VL folder (config, safetensors, byte-level BPE tokenizer, processor) for the V4 text
+    encoder, saved with transformers' own save_pretrained. hidden_size 32 = the TINY AV DiT's text_dim (layers -1).
+    Needs `transformers` + `tokenizers` (ImportError -> the entry is skipped)."""
+    import tempfile
+
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(["a cat walks in the rain and says hello to the dog"] * 4, trainers.BpeTrainer(
+        vocab_size=320, special_tokens=list(_QWEN_SPECIAL), initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    ids = {t: tok.convert_tokens_to_ids(t) for t in _QWEN_SPECIAL}
+    text = dict(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=3,
+                num_attention_heads=2, num_key_value_heads=1, bos_token_id=ids["<|endoftext|>"],
+                eos_token_id=ids["<|im_end|>"],
+                rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1e4})
+    vision = dict(depth=2, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=hidden_size,
+                  fullatt_block_indexes=[1], window_size=56, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+    config = transformers.Qwen2_5_VLConfig(
+        text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"])
+    torch.manual_seed(0)
+    model = transformers.Qwen2_5_VLForConditionalGeneration(config)
+    with torch.no_grad():  # bf16-representable values, like the other tiny files
+        for param in model.parameters():
+            param.copy_(param.to(torch.bfloat16).float())
+    processor = transformers.Qwen2_5_VLProcessor(
+        image_processor=transformers.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112), tokenizer=tok,
+        video_processor=transformers.Qwen2VLVideoProcessor(), chat_template=_QWEN_TEMPLATE)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        return FolderFiles({p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()})
+
+
 DM = "diffusion_models/"
 TINY_FILES: tuple[TinyFile, ...] = (
     TinyFile(DM + "skyreels_v2_t2v_tiny.safetensors", _dit("t2v")),
@@ -192,6 +247,7 @@ TINY_FILES: tuple[TinyFile, ...] = (
     TinyFile("vae/mmaudio_vae_44k_tiny.safetensors", _from("skyreels_core.models.audio_vae", "tiny_vae_state_dict")),
     TinyFile("vae/bigvgan_v2_44k_tiny.safetensors", _from("skyreels_core.models.vocoder", "tiny_vocoder_state_dict")),
     TinyFile(DM + "skyreels_v4_av_tiny.safetensors", _from("skyreels_core.models.av_mmdit", "tiny_state_dict")),
+    TinyFile("text_encoders/qwen2.5_vl_tiny", tiny_qwen25_vl_files),  # a folder: the V4 MLLM text encoder
 )
 
 
@@ -215,6 +271,8 @@ def _pth_bytes(state: StateDict) -> bytes:
 def _render(entry: TinyFile) -> dict[str, bytes]:
     """{relative path: file bytes} for one entry (several files for a sharded entry)."""
     state = entry.build()
+    if isinstance(state, FolderFiles):
+        return {f"{entry.path}/{name}": data for name, data in state.items()}
     metadata = entry.metadata
     if isinstance(state, tuple):  # a builder may return (tensors, metadata), e.g. a config stored as JSON
         state, metadata = state[0], {**metadata, **state[1]}

@@ -3,7 +3,7 @@
 Reuses the fake runtime of tests/unit/test_nodes.py (model management, ModelPatcher, ProgressBar, latent_preview,
 folder_paths, server; the real V3 schema from the test host). Models are the real tiny random-weight checkpoints
 (scripts/make_tiny_checkpoints.py): the V4 AV DiT, the Wan2.1 VAE, the MMAudio VAE and the BigVGAN vocoder. The
-MLLM is exercised by the e2e tests; here the sampler gets MLLM-shaped embeddings directly.
+MLLM is a tiny random Qwen2.5-VL folder (transformers); most sampler tests get MLLM-shaped embeddings directly.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import torch
 from test_nodes import PACK, FakePatcher, FakeProgressBar, _fresh_logs, env  # noqa: F401 (fixtures)
 
 V4_TINY = ("diffusion_models/skyreels_v4_av_tiny.safetensors", "vae/wan_2.1_vae_tiny.safetensors",
-           "vae/mmaudio_vae_44k_tiny.safetensors", "vae/bigvgan_v2_44k_tiny.safetensors")
+           "vae/mmaudio_vae_44k_tiny.safetensors", "vae/bigvgan_v2_44k_tiny.safetensors",
+           "text_encoders/qwen2.5_vl_tiny")  # the last one is a Hugging Face folder (the MLLM)
 RATE = 44100
 
 # Widgets are stored by position in saved workflows: this order is a contract. Add new inputs at the end only.
@@ -67,7 +68,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     host_models = base.HOST_COMFY / "models"
-    if all((host_models / rel).is_file() for rel in V4_TINY):
+    if all((host_models / rel).exists() for rel in V4_TINY):
         return host_models
     spec = importlib.util.spec_from_file_location("make_tiny_checkpoints", base.REPO / "scripts" /
                                                   "make_tiny_checkpoints.py")
@@ -251,6 +252,26 @@ def test_layers_widget_parsing(v4):
     assert v4.v4.parse_layers("-1") == (-1,) and v4.v4.parse_layers(" -1, -8 ") == (-1, -8)
     with pytest.raises(ValueError, match="comma-separated"):
         v4.v4.parse_layers("last")
+
+
+def test_mllm_loader_lists_folders_and_text_encode_feeds_the_sampler(v4):
+    (name,) = [i for i in v4.nodes["SkyReelsV4TextEncoderLoader"].define_schema().inputs if i.id == "mllm_name"]
+    options = name.options if hasattr(name, "options") else name.kw["options"]
+    assert options == ["qwen2.5_vl_tiny"]
+    mllm = cached(v4, "mllm", "SkyReelsV4TextEncoderLoader", mllm_name="qwen2.5_vl_tiny", layers="-1")
+    assert isinstance(mllm.patcher, FakePatcher) and mllm.runner.text_dim == av_model(v4).module.config.text_dim
+    prompt = "A cat in the rain <dialogue>hello</dialogue> <sfx>rain</sfx>"
+    out = run(v4, "SkyReelsV4TextEncode", mllm=mllm, prompt=prompt, negative="blurry", images=frames_of(1, 56, 56))[0]
+    plain = run(v4, "SkyReelsV4TextEncode", mllm=mllm, prompt=prompt, negative="blurry")[0]
+    assert out.positive.ndim == 3 and out.positive.shape[-1] == 32 and out.negative.shape[-1] == 32
+    assert out.positive.shape[1] > plain.positive.shape[1]  # the reference image adds vision tokens
+    assert v4.loaded[-1] is mllm.patcher
+    latent_out = sampler(v4).execute(**sample_kwargs(v4, text_embeds=plain, steps=1))[0]
+    assert torch.isfinite(latent_out["audio_samples"]).all()
+    wide = run(v4, "SkyReelsV4TextEncoderLoader", mllm_name="qwen2.5_vl_tiny", layers="-1,-2")[0]
+    wide_embeds = run(v4, "SkyReelsV4TextEncode", mllm=wide, prompt="a cat", negative="")[0]
+    with pytest.raises(ValueError, match="hidden_size x number of layers = 32"):
+        sampler(v4).execute(**sample_kwargs(v4, text_embeds=wide_embeds, steps=1))
 
 
 # ---------------------------------------------------------------------------------------------- conditions
