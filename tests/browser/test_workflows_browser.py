@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import setup_test_host
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "workflows"
@@ -44,6 +45,13 @@ SAMPLER_STATUS_JS = r"""
 WIDGET_VALUES_JS = r"""
 () => Object.fromEntries(app.graph.serialize().nodes.map(n => [String(n.id), n.widgets_values ?? []]))
 """
+
+
+@pytest.fixture(scope="module")
+def tiny_models(comfy_server) -> Path:
+    assert setup_test_host.tiny_models_stamp(comfy_server.host).is_file(), (
+        "no tiny checkpoints: run python3.11 scripts/setup_test_host.py")
+    return comfy_server.models_dir
 
 
 @pytest.fixture(scope="module")
