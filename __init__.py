@@ -18,6 +18,7 @@ except ModuleNotFoundError as exc:  # not inside ComfyUI, e.g. pytest collecting
     NODE_DISPLAY_NAME_MAPPINGS = {}
 else:
     from .nodes.decode import SkyReelsVAEDecode
+    from .nodes.diffusion_forcing import SkyReelsDFSampler
     from .nodes.encode import SkyReelsCLIPVisionEncode, SkyReelsTextEncode
     from .nodes.latent import SkyReelsEmptyVideoLatent, SkyReelsImageToVideo
     from .nodes.loaders import (
@@ -50,6 +51,7 @@ else:
         "SkyReelsImageToVideo": SkyReelsImageToVideo,
         "SkyReelsSampler": SkyReelsSampler,
         "SkyReelsVAEDecode": SkyReelsVAEDecode,
+        "SkyReelsDFSampler": SkyReelsDFSampler,
         "SkyReelsV4ModelLoader": SkyReelsV4ModelLoader,
         "SkyReelsV4AudioCodecLoader": SkyReelsV4AudioCodecLoader,
         "SkyReelsV4TextEncoderLoader": SkyReelsV4TextEncoderLoader,
@@ -74,6 +76,7 @@ else:
         "SkyReelsImageToVideo": "SkyReels Image To Video",
         "SkyReelsSampler": "SkyReels Sampler",
         "SkyReelsVAEDecode": "SkyReels VAE Decode",
+        "SkyReelsDFSampler": "SkyReels DF Sampler (long video)",
         "SkyReelsV4ModelLoader": "SkyReels V4 Model Loader",
         "SkyReelsV4AudioCodecLoader": "SkyReels V4 Audio Codec Loader",
         "SkyReelsV4TextEncoderLoader": "SkyReels V4 Text Encoder Loader (MLLM)",

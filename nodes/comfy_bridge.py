@@ -207,7 +207,8 @@ class StepProgress:
     """Per-step callback for a sampling loop: ComfyUI progress bar (also the Cancel point), a latent2rgb
     preview of x0, and a status line with seconds per step and ETA.
 
-    Call as callback(step, total, x0) with step counting from 1 and x0 a normalised Wan latent [B,16,F,h,w].
+    Call as callback(step, total, x0) with step counting from 1 and x0 a normalised Wan latent [B,16,F,h,w]
+    (or None: no preview); an optional `label` is prefixed to the status line.
     """
 
     def __init__(self, total: int, node_id: str | None, device: torch.device, preview: bool = True):
@@ -220,13 +221,15 @@ class StepProgress:
         self.previewer = latent_preview.get_previewer(device, comfy.latent_formats.Wan21()) if preview else None
         self.start = time.perf_counter()
 
-    def __call__(self, step: int, total: int, x0: torch.Tensor) -> None:
+    def __call__(self, step: int, total: int, x0: torch.Tensor, label: str | None = None) -> None:
         per_step = (time.perf_counter() - self.start) / max(step, 1)
         text = format_status(step, total, per_step)
+        if label:  # e.g. "window 2/3" (diffusion forcing)
+            text = f"{label} · {text}"
         _send_status(self.node_id, {"step": step, "total": total, "s_per_step": per_step,
                                     "eta_s": per_step * (total - step), "text": text})
         preview = None
-        if self.previewer is not None:
+        if self.previewer is not None and x0 is not None:
             preview = self.previewer.decode_latent_to_preview_image("JPEG", x0)
         self.bar.update_absolute(step, total, preview)  # raises InterruptProcessingException on Cancel
         log.debug("SkyReels sampler %s", text)

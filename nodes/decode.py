@@ -68,6 +68,8 @@ class SkyReelsVAEDecode(io.ComfyNode):
         progress = bridge.SimpleProgress(samples.shape[2])  # total is corrected by the VAE's callback
         with torch.no_grad():
             video = vae.runner.decode(z, tile=tile, overlap=overlap, callback=progress)
+        if latent.get("num_frames") is not None:  # exact length set by the sampler (SkyReels DF Sampler)
+            video = video[:, :, : int(latent["num_frames"])]
         return io.NodeOutput(video_to_images(video))
 
 

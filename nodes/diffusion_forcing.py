@@ -1,0 +1,308 @@
+"""SkyReels-V2 diffusion forcing (DF): long text/image-to-video, video extension, start/end frames, chaining.
+
+One node, `SkyReelsDFSampler`, over `skyreels_core.pipelines.diffusion_forcing`:
+- the whole video is ONE latent sequence, generated window by window (base_num_frames each); every window starts
+  with the last overlap_history frames of the previous one as its clean context (kept in latent space);
+- everything the user can get wrong (sizes, overlap >= base, block sizes, a clip of the wrong size) is checked
+  by `plan_df` and `_given_latents` BEFORE any VAE or model call, so the error appears before any progress;
+- progress counts every model step of every window (one ComfyUI progress bar; Cancel stops within one step),
+  with a latent preview of the current window and a "window k/n" status line.
+
+Outputs: `latent` (LATENT with "num_frames", which SkyReels VAE Decode honours so the video has exactly
+num_frames frames) and `tail` (LATENT: the last overlap_history frames, clean, for the `extend_latent` input of
+another DF sampler; no decode / re-encode, so chaining adds no colour drift).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from comfy_api.latest import io
+
+from ..skyreels_core.errors import SkyReelsInputError
+from ..skyreels_core.pipelines.diffusion_forcing import DFPlan, DFSettings, generate_df_video, plan_df
+from ..skyreels_core.sampling.guidance import to_denoised
+from ..skyreels_core.shapes import SPACE_STRIDE, TIME_STRIDE, check_size, latent_frames
+from . import comfy_bridge as bridge
+from .latent import image_to_pixels
+from .sampler import LATENT_CHANNELS, SCHEDULERS
+from .types import SkyReelsModel, SkyReelsTextEmbeds, SkyReelsVAE
+
+log = logging.getLogger("SkyReels")
+
+MAX_FRAMES = 100_001
+CATEGORY = "SkyReels/Diffusion Forcing"
+
+
+# ------------------------------------------------------------------------------------------------- inputs
+
+
+def _widgets() -> list[io.Input]:
+    """The DF sampler's widgets, in their saved order (a public contract: append new ones at the end only)."""
+    return [
+        io.Int.Input("width", default=960, min=16, max=4096, step=16,
+                     tooltip="Video width in pixels (multiple of 16). SkyReels-V2 540P is 960x544, 720P 1280x720."),
+        io.Int.Input("height", default=544, min=16, max=4096, step=16,
+                     tooltip="Video height in pixels (multiple of 16)."),
+        io.Int.Input("num_frames", default=257, min=1, max=MAX_FRAMES,
+                     tooltip="Length of the finished video in frames, any number (257 = 10 s, 737 = 30 s at 24 "
+                     "fps). Longer than base_num_frames, it is made in overlapping windows, one after the "
+                     "other. A start image or the frames of extend_video / extend_latent count toward it."),
+        io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                     tooltip="Noise seed: the same seed and settings give the same video, window for window."),
+        io.Int.Input("steps", default=30, min=1, max=1000,
+                     tooltip="Denoising steps per frame (reference: 30; 50 for the best detail). Each window "
+                     "takes this many model steps (more with ar_step > 0)."),
+        io.Float.Input("cfg", default=6.0, min=0.0, max=30.0, step=0.1, round=0.01,
+                       tooltip="How strongly the prompt is followed (classifier-free guidance). 1 ignores the "
+                       "negative prompt and runs twice as fast. Reference: 6.0 text-to-video, 5.0 image-to-video."),
+        io.Float.Input("shift", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                       tooltip="Spends more of the steps on the overall layout (higher) or on fine detail "
+                       "(lower). Reference: 8.0 text-to-video, 5.0 image-to-video."),
+        io.Combo.Input("scheduler", options=SCHEDULERS, default="unipc",
+                       tooltip="unipc: the reference solver (best at 30 steps). euler: simpler, needs more steps."),
+        io.Int.Input("base_num_frames", default=97, min=5, max=1025, step=4,
+                     tooltip="Frames the model makes at once (one window; 4n+1). 97 for 540P, 121 for 720P; "
+                     "lower (77, 57) to save memory, at the cost of more windows and seams."),
+        io.Int.Input("overlap_history", default=17, min=1, max=1021, step=4,
+                     tooltip="Frames each window re-uses from the end of the previous one so motion and look "
+                     "continue across the seam (4n+1, smaller than base_num_frames). More = smoother seams, "
+                     "fewer new frames per window. Reference: 17."),
+        io.Int.Input("ar_step", default=0, min=0, max=1000,
+                     tooltip="0: all frames of a window develop together (fastest). 5: each block of frames starts "
+                     "a few steps after the one before, so later frames follow earlier ones - more natural "
+                     "cause-and-effect motion and more consistent long shots, but slower. Use with "
+                     "causal_block_size 5."),
+        io.Int.Input("causal_block_size", default=1, min=1, max=64,
+                     tooltip="Frames (in groups of 4, latent frames) that start together when ar_step > 0. 1 "
+                     "with ar_step 0; 5 with ar_step 5. Every window and overlap must split into whole blocks: "
+                     "the error lists frame counts that do."),
+        io.Int.Input("addnoise_condition", default=20, min=0, max=100,
+                     tooltip="A touch of noise on the frames carried into each window, so the new window does not "
+                     "copy their flaws and the seam blends. 20 is recommended; above 50 the seam can jump; 0 "
+                     "carries them exactly."),
+        io.Int.Input("fps", default=24, min=1, max=120,
+                     tooltip="Frame rate the DF-1.3B model is told to animate for (16 gives the 16 fps look, "
+                     "anything else the 24 fps look; other models ignore it). Set Create Video to the same fps."),
+        io.Float.Input("color_match", default=0.0, min=0.0, max=1.0, step=0.05, round=0.01,
+                       tooltip="Pulls the colours and brightness of every later window back to the first one, "
+                       "fixing the slow colour drift of long videos. 0 = off (reference), 0.5-1 for long shots."),
+    ]
+
+
+def _optional_inputs() -> list[io.Input]:
+    return [
+        io.Image.Input("start_image", optional=True,
+                       tooltip="Image-to-video: the first frame (center-cropped to the video size). Use with "
+                       "causal_block_size 1."),
+        io.Image.Input("extend_video", optional=True,
+                       tooltip="Frames of an existing clip to continue (e.g. Load Video -> Get Video Components), "
+                       "at the video's width x height. The output is the clip followed by the new frames; "
+                       "with a frame count that is not 4n+1 the first 1-3 frames are dropped."),
+        io.Image.Input("end_image", optional=True,
+                       tooltip="A frame the video should arrive at: the last window ends on it."),
+        io.Latent.Input("extend_latent", optional=True,
+                        tooltip="Continue another DF sampler: connect its `tail` (only the context; this output "
+                        "then starts with those frames) or its `latent` (this output is then the whole video). "
+                        "No decode / re-encode, so no colour shift."),
+    ]
+
+
+# --------------------------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class _Given:
+    """What the video starts from: `count` latents (0 = text-to-video) and where they come from."""
+
+    count: int
+    source: str | None  # "start_image" | "extend_video" | "extend_latent" | None
+    dropped_frames: int = 0  # leading extend_video frames dropped to reach 4n+1
+
+
+def _given_latents(width: int, height: int, start_image, extend_video, extend_latent) -> _Given:
+    """Check the optional prefix inputs against the video size (no VAE yet) and count their latents."""
+    connected = [n for n, v in (("start_image", start_image), ("extend_video", extend_video),
+                                ("extend_latent", extend_latent)) if v is not None]
+    if len(connected) > 1:
+        raise SkyReelsInputError(
+            f"connect only one of start_image, extend_video, extend_latent (got {', '.join(connected)}): the video "
+            "starts from one image, one clip, or one previous DF sampler."
+        )
+    if start_image is not None:
+        return _Given(1, "start_image")
+    if extend_video is not None:
+        if extend_video.ndim != 4 or tuple(extend_video.shape[1:3]) != (height, width):
+            raise SkyReelsInputError(
+                f"extend_video frames are {_image_size(extend_video)} but the video is {width}x{height}; set width "
+                f"and height to the clip's size, or resize the clip (e.g. Upscale Image) to {width}x{height}."
+            )
+        frames = extend_video.shape[0]
+        keep = (frames - 1) // TIME_STRIDE * TIME_STRIDE + 1
+        return _Given(latent_frames(keep), "extend_video", frames - keep)
+    if extend_latent is not None:
+        samples = extend_latent["samples"]
+        expected = (height // SPACE_STRIDE, width // SPACE_STRIDE)
+        if samples.ndim != 5 or samples.shape[0] != 1 or samples.shape[1] != LATENT_CHANNELS \
+                or tuple(samples.shape[3:]) != expected:
+            raise SkyReelsInputError(
+                f"extend_latent must be one Wan2.1 video latent [1, 16, F, {expected[0]}, {expected[1]}] (a DF "
+                f"sampler's latent or tail at {width}x{height}); got {list(samples.shape)}. Use the same "
+                "width and height as the sampler it comes from."
+            )
+        return _Given(samples.shape[2], "extend_latent")
+    return _Given(0, None)
+
+
+def _image_size(images: torch.Tensor) -> str:
+    return f"{images.shape[2]}x{images.shape[1]}" if images.ndim == 4 else f"shape {list(images.shape)}"
+
+
+def make_settings(steps, cfg, shift, scheduler, base_num_frames, overlap_history, ar_step, causal_block_size,
+                  addnoise_condition, fps, color_match) -> DFSettings:
+    return DFSettings(steps=steps, shift=shift, guidance_scale=cfg, ar_step=ar_step,
+                      causal_block_size=causal_block_size, base_num_frames=base_num_frames,
+                      overlap_history=overlap_history, addnoise_condition=float(addnoise_condition), fps=fps,
+                      sampler=scheduler, color_match=color_match)
+
+
+def check_model(model) -> None:
+    in_dim = getattr(getattr(model.module, "config", None), "in_dim", LATENT_CHANNELS)
+    if in_dim != LATENT_CHANNELS:
+        raise SkyReelsInputError(
+            f"diffusion forcing needs a SkyReels-V2 DF (or T2V) model with 16 input channels; this one has {in_dim} "
+            "(an image-to-video model). Load SkyReels-V2-DF-*; give the first frame through start_image."
+        )
+
+
+# ------------------------------------------------------------------------------------------------ encoding
+
+
+def _encode(vae, pixels: torch.Tensor) -> torch.Tensor:
+    """pixels [1, 3, F, H, W] in [-1, 1] -> normalised latent [1, 16, (F-1)/4+1, H/8, W/8] (float32, CPU)."""
+    device = bridge.load_for_use(vae)
+    progress = bridge.SimpleProgress(latent_frames(pixels.shape[2]))  # Cancel point while a long clip encodes
+    with torch.no_grad():
+        return vae.runner.encode(pixels.to(device), callback=progress).float().cpu()
+
+
+def _prefix_latents(vae, given: _Given, width, height, start_image, extend_video, extend_latent):
+    if given.source == "start_image":
+        return _encode(vae, image_to_pixels(start_image, width, height).unsqueeze(2))
+    if given.source == "extend_video":
+        clip = extend_video[given.dropped_frames:, ..., :3].float()
+        if given.dropped_frames:
+            log.info("SkyReels DF: extend_video has %d frames; using the last %d (4n+1).",
+                     extend_video.shape[0], clip.shape[0])
+        return _encode(vae, (clip.permute(3, 0, 1, 2)[None] * 2.0 - 1.0).clamp(-1.0, 1.0))
+    if given.source == "extend_latent":
+        return bridge.latent_to_model(extend_latent["samples"]).cpu()
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ progress
+
+
+class _PreviewModel:
+    """The DiT as the DF velocity callable; remembers the last window's x0 estimate for the latent preview."""
+
+    def __init__(self, module, fps_branch: bool):
+        self.module, self.fps_branch, self.x0 = module, fps_branch, None
+
+    def __call__(self, x, t, context, **kwargs):
+        if not self.fps_branch:
+            kwargs.pop("fps", None)
+        v = self.module(x, t, context, **kwargs).float()
+        self.x0 = to_denoised(x[:1].float(), v[:1], t[:1].float() / 1000.0)  # [cond; uncond]: the cond half
+        return v
+
+
+class _DFProgress:
+    """callback(done, total) over all windows -> ComfyUI progress bar, preview and 'window k/n' status."""
+
+    def __init__(self, plan: DFPlan, node_id, device, model: _PreviewModel):
+        self.ends, self.model = [], model
+        for w in plan.windows:
+            self.ends.append((self.ends[-1] if self.ends else 0) + w.rows)
+        self.inner = bridge.StepProgress(plan.total_steps, node_id, device)
+
+    def __call__(self, done: int, total: int) -> None:
+        window = next(i for i, end in enumerate(self.ends) if done <= end)
+        label = f"window {window + 1}/{len(self.ends)}"
+        self.inner(done, total, self.model.x0, label=label)
+
+
+# --------------------------------------------------------------------------------------------------- node
+
+
+class SkyReelsDFSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SkyReelsDFSampler",
+            display_name="SkyReels DF Sampler (long video)",
+            category=CATEGORY,
+            description="SkyReels-V2 diffusion forcing: videos of any length from a prompt, a start image, or an "
+            "existing clip to continue, optionally ending on an end image. Long videos are made in overlapping "
+            "windows of base_num_frames; each continues from the last overlap_history frames of the one before. "
+            "Settings are checked before anything runs. Outputs the whole video latent (decode with SkyReels VAE "
+            "Decode: exactly num_frames frames) and its last frames (tail) to chain another DF sampler.",
+            inputs=[
+                SkyReelsModel.Input("model", tooltip="A SkyReels-V2 DF model from SkyReels Model Loader."),
+                SkyReelsTextEmbeds.Input("text_embeds", tooltip="The prompt, from SkyReels Text Encode."),
+                SkyReelsVAE.Input("vae", tooltip="From SkyReels VAE Loader; encodes the start/end image or the "
+                                  "clip to continue (unused for plain text-to-video)."),
+                *_widgets(),
+                *_optional_inputs(),
+            ],
+            outputs=[
+                io.Latent.Output(display_name="latent",
+                                 tooltip="The whole video (clip or start image included) -> SkyReels VAE Decode."),
+                io.Latent.Output(display_name="tail",
+                                 tooltip="The last overlap_history frames -> extend_latent of the next DF sampler."),
+            ],
+            hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def execute(cls, model, text_embeds, vae, width: int, height: int, num_frames: int, seed: int, steps: int,
+                cfg: float, shift: float, scheduler: str, base_num_frames: int, overlap_history: int, ar_step: int,
+                causal_block_size: int, addnoise_condition: int, fps: int, color_match: float,
+                start_image=None, extend_video=None, end_image=None, extend_latent=None) -> io.NodeOutput:
+        # 1. everything that can be wrong, before any VAE or model call
+        check_size(width, height)
+        check_model(model)
+        settings = make_settings(steps, cfg, shift, scheduler, base_num_frames, overlap_history, ar_step,
+                                 causal_block_size, addnoise_condition, fps, color_match)
+        given = _given_latents(width, height, start_image, extend_video, extend_latent)
+        plan = plan_df(num_frames, settings, given.count, end_image is not None)
+        # 2. encode the images / clip, then sample every window
+        prefix = _prefix_latents(vae, given, width, height, start_image, extend_video, extend_latent)
+        end = None if end_image is None else _encode(vae, image_to_pixels(end_image, width, height).unsqueeze(2))
+        device = bridge.load_for_use(model)
+        velocity = _PreviewModel(model.module, getattr(model.module.config, "inject_sample_info", False))
+        progress = _DFProgress(plan, cls.hidden.unique_id, device, velocity)
+        log.info("SkyReels DF: %d frames in %d window(s) %s, %d model steps", num_frames, len(plan.windows),
+                 [w.length for w in plan.windows], plan.total_steps)
+        result = generate_df_video(
+            velocity, text_embeds.positive.to(device), num_frames, (height // SPACE_STRIDE, width // SPACE_STRIDE),
+            settings, negative_context=None if text_embeds.negative is None else text_embeds.negative.to(device),
+            prefix_latents=None if prefix is None else prefix.to(device),
+            end_latent=None if end is None else end.to(device), seed=seed, callback=progress, device=device,
+            output_device="cpu",
+        )
+        return io.NodeOutput(*video_latents(result.latents, result.num_frames, overlap_history))
+
+
+def video_latents(latents: torch.Tensor, num_frames: int, overlap_history: int) -> tuple[dict, dict]:
+    """(latent, tail) LATENT dicts from normalised DF latents [1, 16, L, h, w]; "num_frames" = decoded frames."""
+    samples = bridge.latent_from_model(latents.cpu())
+    keep = min(latent_frames(overlap_history), samples.shape[2])
+    tail = samples[:, :, -keep:].clone()
+    return ({"samples": samples, "num_frames": num_frames},
+            {"samples": tail, "num_frames": TIME_STRIDE * (keep - 1) + 1})
+
+
+DF_NODES = [SkyReelsDFSampler]
