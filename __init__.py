@@ -14,6 +14,11 @@ try:
 except ModuleNotFoundError as exc:  # not inside ComfyUI, e.g. pytest collecting the repository root folder
     if exc.name not in ("comfy_api", "comfy_api.latest"):
         raise
+    import logging
+
+    logging.getLogger("SkyReels").warning(
+        "ComfyUI-SkyReels: comfy_api.latest not found (needs ComfyUI >= 0.3.75); no SkyReels nodes registered."
+    )
     NODE_CLASS_MAPPINGS = {}
     NODE_DISPLAY_NAME_MAPPINGS = {}
 else:

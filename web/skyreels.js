@@ -127,6 +127,23 @@ function onProgress(event) {
   node.setDirtyCanvas?.(true, true);
 }
 
+function refreshAll(graph) {
+  for (const other of graph?._nodes ?? []) if (isSkyReels(other)) updateInfo(other);
+}
+
+function isCreateVideo(node) {
+  return node.comfyClass === "CreateVideo" || node.type === "CreateVideo";
+}
+
+function installFpsWatcher(node) {
+  // A Create Video node's fps sets the duration shown on SkyReels nodes: refresh them when it changes.
+  const previous = node.onWidgetChanged;
+  node.onWidgetChanged = function (name) {
+    if (name === "fps") refreshAll(this.graph);
+    return previous?.apply(this, arguments);
+  };
+}
+
 function isSkyReels(node) {
   return String(node.comfyClass ?? node.type ?? "").startsWith("SkyReels");
 }
@@ -137,6 +154,7 @@ app.registerExtension({
     api.addEventListener(PROGRESS_EVENT, onProgress);
   },
   nodeCreated(node) {
+    if (isCreateVideo(node)) installFpsWatcher(node);
     if (!isSkyReels(node)) return;
     installSizeWidgets(node);
     if (SAMPLER_CLASSES.has(node.comfyClass)) installStatusLine(node);
@@ -144,8 +162,6 @@ app.registerExtension({
   loadedGraphNode(node) {
     // Widget values are restored after nodeCreated: refresh the duration with the loaded values.
     if (isSkyReels(node)) updateInfo(node);
-    if (node.comfyClass === "CreateVideo" || node.type === "CreateVideo") {
-      for (const other of node.graph?._nodes ?? []) if (isSkyReels(other)) updateInfo(other);
-    }
+    if (isCreateVideo(node)) refreshAll(node.graph);
   },
 });

@@ -76,6 +76,9 @@ def test_workflow_loads_snaps_and_runs_from_ui(name, comfy_page, tiny_models, st
     # Smoke size for the CPU host, typed off-grid: the widgets snap to multiples of 16 and to 4n+1 frames.
     snapped = comfy_page.evaluate(EDIT_JS, {"type": size_type, "edits": {"width": 70, "height": 50, "frames": 10}})
     assert snapped == {"width": 64, "height": 48, "frames": 9, "info": "64x48, 9 frames = 0.38 s at 24 fps"}
+    comfy_page.evaluate(EDIT_JS, {"type": "CreateVideo", "edits": {"fps": 16}})
+    assert comfy_page.evaluate(EDIT_JS, {"type": size_type, "edits": {}})["info"].endswith("= 0.56 s at 16 fps")
+    comfy_page.evaluate(EDIT_JS, {"type": "CreateVideo", "edits": {"fps": 24}})
     seed = random.randrange(1, 2**31)  # a new seed: the server must not answer from its cache of earlier runs
     sampler = comfy_page.evaluate(EDIT_JS, {"type": "SkyReelsSampler", "edits": {"steps": 3, "seed": seed}})
     assert (sampler["steps"], sampler["seed"]) == (3, seed)
