@@ -278,8 +278,8 @@ def _infer_fields(sd: dict[str, torch.Tensor]) -> dict[str, tuple[object, str]]:
 AVDiTConfig.TINY = AVDiTConfig(
     ModelType.AUDIO_VIDEO, dim=128, num_heads=2, num_dual_blocks=1, num_single_blocks=1, ffn_dim=256, text_dim=32
 )
-AVDiTConfig.SMALL = AVDiTConfig(
-    ModelType.AUDIO_VIDEO, dim=512, num_heads=4, num_dual_blocks=2, num_single_blocks=2, ffn_dim=1536, text_dim=256
+AVDiTConfig.SMALL = AVDiTConfig(  # for the CPU benchmark: head_dim 128 like the guess below
+    ModelType.AUDIO_VIDEO, dim=256, num_heads=2, num_dual_blocks=2, num_single_blocks=2, ffn_dim=768, text_dim=128
 )
 # A GUESS (sizes undisclosed): Wan-14B-wide towers (5120 = 40 x 128, ffn 13824), 40 block indices per tower,
 # text_dim = Qwen2.5-VL-7B hidden size (one layer). Illustrative only (memory / speed planning).
