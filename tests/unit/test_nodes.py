@@ -163,9 +163,14 @@ def _fake_comfy_api() -> dict[str, types.ModuleType]:
 
     io = _module("comfy_api.latest.io", Input=Input, Output=Output, Schema=Schema, ComfyNode=ComfyNode,
                  NodeOutput=NodeOutput, Custom=comfy_type, Hidden=types.SimpleNamespace(unique_id="UNIQUE_ID"))
-    for name, io_type in (("Int", "INT"), ("Float", "FLOAT"), ("String", "STRING"), ("Combo", "COMBO"),
-                          ("Image", "IMAGE"), ("Latent", "LATENT"), ("Boolean", "BOOLEAN")):
-        setattr(io, name, comfy_type(io_type))
+    builtin: dict[str, type] = {}
+
+    def builtin_type(name: str):  # io.Int, io.Image, io.Audio ...: one type per name, io_type in capitals
+        if not name[:1].isupper():
+            raise AttributeError(name)
+        return builtin.setdefault(name, comfy_type(name.upper()))
+
+    io.__getattr__ = builtin_type
     latest = _module("comfy_api.latest", io=io, ComfyExtension=type("ComfyExtension", (), {}))
     return {"comfy_api": _module("comfy_api"), "comfy_api.latest": latest}
 
