@@ -162,11 +162,17 @@ def describe_kind(kind: str) -> str:
     return KIND_DESCRIPTIONS.get(kind, KIND_DESCRIPTIONS["unknown"]).name
 
 
+def _article(noun: str) -> str:
+    return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
 def wrong_kind_message(file: str | Path, found: str, expected: str) -> str:
     """E.g. "x.safetensors: this file looks like a video VAE (Wan2.1 VAE), not a video diffusion model
     (SkyReels/Wan2.1 DiT); pick it in the SkyReels VAE loader."."""
     found_desc = KIND_DESCRIPTIONS.get(found, KIND_DESCRIPTIONS["unknown"])
-    message = f"{Path(file).name}: this file looks like a {found_desc.name}, not a {describe_kind(expected)}"
+    expected_desc = describe_kind(expected)
+    message = f"{Path(file).name}: this file looks like {_article(found_desc.name)} {found_desc.name}, "
+    message += f"not {_article(expected_desc)} {expected_desc}"
     if found == "unknown":
         return message + ". Check that you picked the right file and that the download is complete."
     return message + f"; pick it in {found_desc.loader}."
