@@ -180,7 +180,16 @@ class SkyReelsV4TextEncoderLoader(io.ComfyNode):
         load_device, _ = bridge.devices("text_encoder")
         encoder = load_mllm(bridge.model_dir_path("text_encoders", mllm_name), layers=parse_layers(layers),
                             dtype=bridge.compute_dtype(load_device), device="cpu")
-        return io.NodeOutput(bridge.manage(bridge.module_of(encoder), "text_encoder", mllm_name, encoder))
+        return io.NodeOutput(bridge.manage(_Holder(encoder.model), "text_encoder", mllm_name, encoder))
+
+
+class _Holder(torch.nn.Module):
+    """Wraps a transformers model for ModelPatcher, which assigns `module.device` (read-only on PreTrainedModel).
+    Moving the holder moves the wrapped model in place, so the encoder keeps using it."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
 
 
 # --------------------------------------------------------------------------------------------- conditioning

@@ -22,6 +22,8 @@ MUTED, BYPASS = 2, 4
 VIRTUAL_TYPES = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 UPLOAD_FLAGS = ("image_upload", "audio_upload", "video_upload", "animated_image_upload", "model_upload")
+# nodes that the frontend's Comfy.AudioWidget extension gives an extra "audioUI" widget (frontend 1.32.9)
+AUDIO_UI_NODES = {"LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus"}
 
 
 class WorkflowConversionError(ValueError):
@@ -37,6 +39,7 @@ def widget_layout(info: dict) -> list[str | None]:
     (control_after_generate, control_filter_list, upload)."""
     order = info.get("input_order") or {s: list(info["input"].get(s, {})) for s in ("required", "optional")}
     names: list[str | None] = []
+    uploads = 0
     for section in ("required", "optional"):
         for name in order.get(section, []):
             spec = info["input"].get(section, {}).get(name)
@@ -52,8 +55,10 @@ def widget_layout(info: dict) -> list[str | None]:
             elif is_combo and opts.get("control_after_generate"):
                 names += [None, None]
             if any(opts.get(flag) for flag in UPLOAD_FLAGS):
-                names.append(None)  # the "upload" button widget: saved in widgets_values, never sent
-    return names
+                uploads += 1
+        if section == "required" and info.get("name") in AUDIO_UI_NODES:
+            names.append(None)  # the frontend's audio player widget, added as the last required input
+    return names + [None] * uploads  # "upload" buttons come after every other widget; saved, never sent
 
 
 def _widget_values(node: dict, info: dict) -> dict:

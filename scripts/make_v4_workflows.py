@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Build the SkyReels-V4 example workflows in the real ComfyUI frontend and save them with their thumbnails.
+
+    python scripts/make_v4_workflows.py            # needs the test host (scripts/setup_test_host.py)
+
+Each graph is created node by node with LiteGraph in the embedded ComfyUI's page (Chromium via playwright), so
+workflows/skyreels_v4_*.json are exactly what the canvas saves (app.graph.serialize()); each is then loaded back
+with app.loadGraphData and screenshotted to workflows/skyreels_v4_*.png. The example inputs they name are
+written by tests/e2e/v4_inputs.py. Widget values are real-use settings (832x480, 81 frames at 16 fps, 30 steps).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+for p in (REPO / "scripts", REPO / "tests" / "e2e", REPO / "tests" / "browser"):
+    sys.path.insert(0, str(p))
+
+import comfy_host  # noqa: E402
+import v4_inputs  # noqa: E402
+
+N = v4_inputs.NAMES
+PROMPT = ("A street musician plays an acoustic guitar on a rainy evening, neon reflections on the wet pavement, slow "
+          "push-in. <sfx>rain on the pavement, distant traffic</sfx> <bgm>gentle fingerpicked acoustic guitar</bgm> "
+          "<dialogue>Thank you for stopping by.</dialogue>")
+NEGATIVE = ("blurry, low quality, distorted faces, extra fingers, static frame, watermark, subtitles, noisy audio, "
+            "clipping, muffled speech, out-of-sync lips")
+
+# key: (node type, column, row, {widget: value}, title or None)
+COMMON = {
+    "model": ("SkyReelsV4ModelLoader", 0, 0, {"model_name": "skyreels_v4_av_tiny.safetensors"}, None),
+    "mllm": ("SkyReelsV4TextEncoderLoader", 0, 1, {"mllm_name": "qwen2.5_vl_tiny", "layers": "-1"}, None),
+    "vae": ("SkyReelsVAELoader", 0, 2, {"vae_name": "wan_2.1_vae_tiny.safetensors"}, None),
+    "codec": ("SkyReelsV4AudioCodecLoader", 0, 3, {"vae_name": "mmaudio_vae_44k_tiny.safetensors",
+                                                   "vocoder_name": "bigvgan_v2_44k_tiny.safetensors"}, None),
+    "text": ("SkyReelsV4TextEncode", 1, 0, {"prompt": PROMPT, "negative": NEGATIVE}, None),
+    "latent": ("SkyReelsV4EmptyAVLatent", 1, 2, {"width": 832, "height": 480, "frames": 81, "fps": 16.0}, None),
+    "sampler": ("SkyReelsV4Sampler", 2, 0, {"seed": 42, "steps": 30}, None),
+    "decode": ("SkyReelsV4Decode", 3, 0, {}, None),
+    "create": ("CreateVideo", 3, 2, {}, None),
+}
+COMMON_LINKS = [
+    ("mllm", 0, "text", "mllm"), ("model", 0, "sampler", "model"), ("text", 0, "sampler", "text_embeds"),
+    ("latent", 0, "sampler", "latent"), ("sampler", 0, "decode", "latent"), ("vae", 0, "decode", "vae"),
+    ("codec", 0, "decode", "audio_codec"), ("decode", 0, "create", "images"), ("decode", 1, "create", "audio"),
+    ("decode", 2, "create", "fps"), ("create", 0, "save", "video"),
+]
+
+
+def save_node(name: str):
+    return ("SaveVideo", 4, 0, {"filename_prefix": f"video/{name}"}, None)
+
+
+def note(text: str):
+    return ("Note", 4, 2, {"text": text}, "Inputs to replace")
+
+
+WORKFLOWS = {
+    "skyreels_v4_t2av": (
+        {"save": save_node("skyreels_v4_t2av"),
+         "note": note("Text to video + audio. One prompt describes picture and sound; structured tags: "
+                      "<dialogue>, <sfx>, <bgm>, <singing>, <text>. fps sets the audio length (frames / fps s).")},
+        []),
+    "skyreels_v4_i2av": (
+        {"image": ("LoadImage", 0, 4, {"image": N["start"]}, "Start image"),
+         "cond": ("SkyReelsV4TaskCondition", 1, 4, {"task": "i2v"}, None),
+         "save": save_node("skyreels_v4_i2av"),
+         "note": note(f"Image to video + audio: replace {N['start']} (Load Image) with your first frame; it is "
+                      "centre-cropped to the latent's aspect.")},
+        [("vae", 0, "cond", "vae"), ("latent", 0, "cond", "latent"), ("image", 0, "cond", "start_image"),
+         ("cond", 0, "sampler", "condition")]),
+    "skyreels_v4_extend": (
+        {"clip": ("LoadVideo", 0, 4, {"file": N["clip"]}, "Clip to extend"),
+         "parts": ("GetVideoComponents", 1, 4, {}, None),
+         "cond": ("SkyReelsV4TaskCondition", 2, 2, {"task": "extend"}, None),
+         "save": save_node("skyreels_v4_extend"),
+         "note": note(f"Video extension: replace {N['clip']} (Load Video). Its frames open the new video (the last "
+                      "extend_frames of them; 0 = all) and the rest is generated with fresh audio; fps follows the "
+                      "clip. frames must be more than the clip's.")},
+        [("clip", 0, "parts", "video"), ("parts", 0, "cond", "video"), ("parts", 2, "latent", "fps"),
+         ("vae", 0, "cond", "vae"), ("latent", 0, "cond", "latent"), ("cond", 0, "sampler", "condition")]),
+    "skyreels_v4_inpaint_edit": (
+        {"clip": ("LoadVideo", 0, 4, {"file": N["clip"]}, "Video to edit"),
+         "parts": ("GetVideoComponents", 1, 4, {}, None),
+         "size": ("GetImageSize", 1, 5, {}, None),
+         "mask": ("LoadImageMask", 2, 4, {"image": N["mask"], "channel": "red"}, "Mask (white = regenerate)"),
+         "cond": ("SkyReelsV4TaskCondition", 2, 2, {"task": "inpaint_edit"}, None),
+         "save": save_node("skyreels_v4_inpaint_edit"),
+         "note": note(f"Inpainting / editing: replace {N['clip']} (Load Video) and {N['mask']} (white = "
+                      "regenerate, black = keep; the video's size, or one mask per frame). Size, frames (4n+1) and "
+                      "fps come from the video; the audio is generated fresh.")},
+        [("clip", 0, "parts", "video"), ("parts", 0, "cond", "video"), ("parts", 0, "size", "image"),
+         ("size", 0, "latent", "width"), ("size", 1, "latent", "height"), ("size", 2, "latent", "frames"),
+         ("parts", 2, "latent", "fps"), ("mask", 0, "cond", "mask"), ("vae", 0, "cond", "vae"),
+         ("latent", 0, "cond", "latent"), ("cond", 0, "sampler", "condition")]),
+    "skyreels_v4_references": (
+        {"ref": ("LoadImage", 0, 4, {"image": N["ref"]}, "Reference image"),
+         "voice": ("LoadAudio", 1, 4, {"audio": N["voice"]}, "Reference audio"),
+         "refs": ("SkyReelsV4References", 2, 2, {}, None),
+         "save": save_node("skyreels_v4_references"),
+         "note": note(f"References -> video + audio: replace {N['ref']} (a person / object / style image; also "
+                      f"shown to the MLLM) and {N['voice']} (a voice or sound). They steer the result and never "
+                      "appear in it.")},
+        [("ref", 0, "refs", "images"), ("ref", 0, "text", "images"), ("voice", 0, "refs", "audio"),
+         ("codec", 0, "refs", "audio_codec"), ("vae", 0, "refs", "vae"), ("latent", 0, "refs", "latent"),
+         ("refs", 0, "sampler", "references")]),
+}
+
+BUILD_JS = r"""
+async ({nodes, links}) => {
+  app.graph.clear();
+  const made = {};
+  let order = 0;
+  for (const [key, [type, col, row, widgets, title]] of Object.entries(nodes)) {
+    const n = LiteGraph.createNode(type);
+    if (!n) throw new Error("unknown node type " + type);
+    n.pos = [40 + col * 430, 40 + row * 210];
+    if (title) n.title = title;
+    for (const [name, value] of Object.entries(widgets)) {
+      const w = n.widgets.find(w => w.name === name);
+      if (!w) throw new Error(type + " has no widget " + name);
+      w.value = value;
+    }
+    app.graph.add(n);
+    made[key] = n;
+  }
+  for (const [src, slot, dst, input] of links) {
+    const d = made[dst], i = d.inputs.findIndex(x => x.name === input);
+    if (i < 0) throw new Error(dst + " has no input " + input);
+    if (!made[src].connect(slot, d, i)) throw new Error("cannot connect " + src + " -> " + dst + "." + input);
+  }
+  for (const n of app.graph.nodes) { const s = n.computeSize(); n.size = [Math.max(n.size[0], 380), s[1]]; }
+  app.graph.setDirtyCanvas(true, true);
+  return JSON.parse(JSON.stringify(app.graph.serialize()));  // drops undefined fields, as saving does
+}
+"""
+
+
+def build(page, name: str) -> dict:
+    extra_nodes, extra_links = WORKFLOWS[name]
+    nodes = {**COMMON, **extra_nodes}
+    workflow = page.evaluate(BUILD_JS, {"nodes": nodes, "links": COMMON_LINKS + extra_links})
+    workflow["extra"] = {"ds": {"scale": 0.6, "offset": [20, 20]}, "frontendVersion": "1.32.9"}
+    return workflow
+
+
+def main() -> int:
+    import conftest as browser  # tests/browser/conftest.py: chromium args, UI-ready check, settings
+    from playwright.sync_api import sync_playwright
+
+    comfy_host.ensure_host()
+    with tempfile.TemporaryDirectory() as tmp, comfy_host.ComfyServer(Path(tmp) / "server") as srv:
+        v4_inputs.write_v4_inputs(srv.input_dir)
+        import urllib.request
+
+        req = urllib.request.Request(srv.base_url + "/settings", data=json.dumps(browser.SERVER_SETTINGS).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                str(Path(tmp) / "profile"), executable_path=browser.CHROMIUM, headless=True, args=browser.CHROMIUM_ARGS,
+                viewport={"width": 1920, "height": 1200})
+            ctx.add_init_script(browser.INIT_SCRIPT)
+            page = ctx.new_page()
+            page.goto(srv.base_url)
+            page.wait_for_function(browser.UI_READY_JS, timeout=90_000)
+            for name in WORKFLOWS:
+                workflow = build(page, name)
+                path = REPO / "workflows" / f"{name}.json"
+                path.write_text(json.dumps(workflow, indent=1) + "\n")
+                page.evaluate("async (wf) => { await app.loadGraphData(wf); }", workflow)
+                page.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
+                page.wait_for_timeout(800)
+                page.screenshot(path=str(path.with_suffix(".png")))
+                print(f"wrote {path.name} + {path.with_suffix('.png').name}")
+            ctx.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
