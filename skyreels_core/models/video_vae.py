@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoints.io import describe_keys, load_strict, read_state_dict, strip_prefix
+from ..checkpoints.io import describe_keys, load_strict, read_state_dict
 from ..errors import CheckpointError, SkyReelsInputError
 from ..nn.attention import attention
 from ..shapes import SPACE_STRIDE, check_frames, latent_frames
@@ -103,8 +103,15 @@ VAE3DConfig.TINY = VAE3DConfig(dim=8)
 
 
 def vae_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The VAE keys of `sd` without a repackaging prefix; CheckpointError when it is not a Wan2.1 VAE."""
-    sd = strip_prefix(sd, _KEY_PREFIXES)
+    """The VAE keys of `sd` without a repackaging prefix (other models in a combined file are dropped).
+
+    Raises CheckpointError when `sd` is not a Wan2.1 VAE.
+    """
+    if "encoder.conv1.weight" not in sd:  # repackaged: keep only the keys under the first VAE prefix found
+        for prefix in _KEY_PREFIXES:
+            if prefix + "encoder.conv1.weight" in sd:
+                sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+                break
     required = ("encoder.conv1.weight", "conv1.weight", "conv2.weight", "decoder.conv1.weight",
                 "decoder.middle.0.residual.0.gamma", "decoder.head.2.weight")
     missing = [k for k in required if k not in sd]

@@ -94,8 +94,11 @@ def test_load_pth_and_safetensors_with_and_without_prefix(tmp_path):
     torch.save(state, tmp_path / "Wan2.1_VAE.pth")
     save_file(state, str(tmp_path / "wan_2.1_vae.safetensors"))
     save_file({"first_stage_model." + k: v for k, v in state.items()}, str(tmp_path / "prefixed.safetensors"))
+    combined = {"model.diffusion_model.head.modulation": torch.zeros(1, 2, 8)}
+    combined.update({"first_stage_model." + k: v for k, v in state.items()})
+    save_file(combined, str(tmp_path / "combined.safetensors"))
     models = [load_video_vae(tmp_path / name) for name in
-              ("Wan2.1_VAE.pth", "wan_2.1_vae.safetensors", "prefixed.safetensors")]
+              ("Wan2.1_VAE.pth", "wan_2.1_vae.safetensors", "prefixed.safetensors", "combined.safetensors")]
     for model in models:
         assert model.config == VAE3DConfig.TINY
         loaded = model.state_dict()
