@@ -12,6 +12,7 @@ written by tests/e2e/v4_inputs.py. Widget values are real-use settings (832x480,
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +24,7 @@ for p in (REPO / "scripts", REPO / "tests" / "e2e", REPO / "tests" / "browser"):
 import comfy_host  # noqa: E402
 import v4_inputs  # noqa: E402
 
+LOG = logging.getLogger("make_v4_workflows")
 N = v4_inputs.NAMES
 PROMPT = ("A street musician plays an acoustic guitar on a rainy evening, neon reflections on the wet pavement, slow "
           "push-in. <sfx>rain on the pavement, distant traffic</sfx> <bgm>gentle fingerpicked acoustic guitar</bgm> "
@@ -152,6 +154,7 @@ def main() -> int:
     import conftest as browser  # tests/browser/conftest.py: chromium args, UI-ready check, settings
     from playwright.sync_api import sync_playwright
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     comfy_host.ensure_host()
     with tempfile.TemporaryDirectory() as tmp, comfy_host.ComfyServer(Path(tmp) / "server") as srv:
         v4_inputs.write_v4_inputs(srv.input_dir)
@@ -176,7 +179,7 @@ def main() -> int:
                 page.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
                 page.wait_for_timeout(800)
                 page.screenshot(path=str(path.with_suffix(".png")))
-                print(f"wrote {path.name} + {path.with_suffix('.png').name}")
+                LOG.info("wrote %s + %s", path.name, path.with_suffix(".png").name)
             ctx.close()
     return 0
 

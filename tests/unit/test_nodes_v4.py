@@ -81,7 +81,7 @@ def tiny_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def v4(env, tiny_dir):
+def v4(env, tiny_dir):  # noqa: F811 (the imported fixture)
     for rel in V4_TINY:
         (env.models / rel).symlink_to(tiny_dir / rel)
     env.cache = {}
@@ -89,50 +89,50 @@ def v4(env, tiny_dir):
     return env
 
 
-def run(env, node_id, **kwargs):
-    return env.nodes[node_id].execute(**kwargs)
+def run(ctx, node_id, **kwargs):
+    return ctx.nodes[node_id].execute(**kwargs)
 
 
-def cached(env, key, node_id, **kwargs):
-    if key not in env.cache:
-        env.cache[key] = run(env, node_id, **kwargs)[0]
-    return env.cache[key]
+def cached(ctx, key, node_id, **kwargs):
+    if key not in ctx.cache:
+        ctx.cache[key] = run(ctx, node_id, **kwargs)[0]
+    return ctx.cache[key]
 
 
-def av_model(env):
-    return cached(env, "model", "SkyReelsV4ModelLoader", model_name="skyreels_v4_av_tiny.safetensors",
+def av_model(ctx):
+    return cached(ctx, "model", "SkyReelsV4ModelLoader", model_name="skyreels_v4_av_tiny.safetensors",
                   weight_dtype="default", attention="auto")
 
 
-def codec(env):
-    return cached(env, "codec", "SkyReelsV4AudioCodecLoader", vae_name="mmaudio_vae_44k_tiny.safetensors",
+def codec(ctx):
+    return cached(ctx, "codec", "SkyReelsV4AudioCodecLoader", vae_name="mmaudio_vae_44k_tiny.safetensors",
                   vocoder_name="bigvgan_v2_44k_tiny.safetensors")
 
 
-def vae(env):
-    return cached(env, "vae", "SkyReelsVAELoader", vae_name="wan_2.1_vae_tiny.safetensors")
+def vae(ctx):
+    return cached(ctx, "vae", "SkyReelsVAELoader", vae_name="wan_2.1_vae_tiny.safetensors")
 
 
-def latent(env, frames=9, fps=16.0, width=32, height=32, batch=1):
-    return run(env, "SkyReelsV4EmptyAVLatent", width=width, height=height, frames=frames, fps=fps, batch=batch)[0]
+def latent(ctx, frames=9, fps=16.0, width=32, height=32, batch=1):
+    return run(ctx, "SkyReelsV4EmptyAVLatent", width=width, height=height, frames=frames, fps=fps, batch=batch)[0]
 
 
-def embeds(env, seed=0, length=6):
-    text_dim = av_model(env).module.config.text_dim
+def embeds(ctx, seed=0, length=6):
+    text_dim = av_model(ctx).module.config.text_dim
     g = torch.Generator().manual_seed(seed)
-    return env.v4.AVTextEmbeds(positive=torch.randn(1, length, text_dim, generator=g),
+    return ctx.v4.AVTextEmbeds(positive=torch.randn(1, length, text_dim, generator=g),
                                negative=torch.randn(1, length + 2, text_dim, generator=g))
 
 
-def sampler(env, node_id="11"):
-    cls = env.nodes["SkyReelsV4Sampler"]
+def sampler(ctx, node_id="11"):
+    cls = ctx.nodes["SkyReelsV4Sampler"]
     if hasattr(cls, "PREPARE_CLASS_CLONE"):
         return cls.PREPARE_CLASS_CLONE({"UNIQUE_ID": node_id})
     return type(cls.__name__, (cls,), {"hidden": types.SimpleNamespace(unique_id=node_id)})
 
 
-def sample_kwargs(env, **overrides):
-    kwargs = dict(model=av_model(env), text_embeds=embeds(env), latent=latent(env), seed=3, steps=2, video_cfg=4.0,
+def sample_kwargs(ctx, **overrides):
+    kwargs = dict(model=av_model(ctx), text_embeds=embeds(ctx), latent=latent(ctx), seed=3, steps=2, video_cfg=4.0,
                   audio_cfg=2.0, sync_scale=1.0, shift=3.0, scheduler="euler")
     return {**kwargs, **overrides}
 
@@ -277,9 +277,9 @@ def test_mllm_loader_lists_folders_and_text_encode_feeds_the_sampler(v4):
 # ---------------------------------------------------------------------------------------------- conditions
 
 
-def condition(env, task, lat=None, **kwargs):
-    args = dict(vae=vae(env), latent=lat or latent(env), task=task, extend_frames=0)
-    return run(env, "SkyReelsV4TaskCondition", **{**args, **kwargs})[0]
+def condition(ctx, task, lat=None, **kwargs):
+    args = dict(vae=vae(ctx), latent=lat or latent(ctx), task=task, extend_frames=0)
+    return run(ctx, "SkyReelsV4TaskCondition", **{**args, **kwargs})[0]
 
 
 def test_task_conditions_keep_the_right_latent_frames(v4):
