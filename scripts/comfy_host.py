@@ -191,13 +191,35 @@ class ComfyServer:
 
 
 _SHARED: dict[str, ComfyServer] = {}
+SESSION_RUNS = REPO / "artifacts" / "e2e_server"
 
 
-def shared_server(run_dir: Path | str) -> ComfyServer:
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def session_run_dir() -> Path:
+    """artifacts/e2e_server/run-<pid>: one folder per test process (parallel sessions do not collide); folders of
+    processes that are gone are removed."""
+    SESSION_RUNS.mkdir(parents=True, exist_ok=True)
+    for old in SESSION_RUNS.glob("run-*"):
+        pid = old.name.removeprefix("run-")
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return SESSION_RUNS / f"run-{os.getpid()}"
+
+
+def shared_server(run_dir: Path | str | None = None) -> ComfyServer:
     """One server per process (pytest session): started on first use, stopped by stop_shared() or at exit."""
     if "server" not in _SHARED or not _SHARED["server"].is_running():
         ensure_host()
-        run_dir = Path(run_dir)
+        run_dir = Path(run_dir) if run_dir else session_run_dir()
         shutil.rmtree(run_dir, ignore_errors=True)
         _SHARED["server"] = ComfyServer(run_dir).start()
         atexit.register(stop_shared)

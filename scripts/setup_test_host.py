@@ -180,7 +180,8 @@ class Steps:
         prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         _run(prefix + ["apt-get", "update", "-q"], self.host / "apt.log", env=env)
-        _run(prefix + ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"],
+        _run(prefix + ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium",
+                       "fonts-liberation"],
              self.host / "apt.log", env=env)
         if not CHROMIUM.exists():
             raise SystemExit(f"apt-get installed chromium but {CHROMIUM} is missing; see {self.host / 'apt.log'}")

@@ -31,7 +31,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
-SERVER_RUN_DIR = REPO / "artifacts" / "e2e_server"
 UI_READY_JS = ("() => window.app && window.app.graph && window.app.canvas && window.LiteGraph && "
                "Object.keys(window.LiteGraph.registered_node_types).length > 100")
 # first-run UI that would cover the canvas (the templates browser, the "Nodes 2.0" banner), and no workflow
@@ -49,7 +48,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def comfy_server(request) -> comfy_host.ComfyServer:
-    srv = comfy_host.shared_server(SERVER_RUN_DIR)  # the same server as tests/e2e in this session
+    srv = comfy_host.shared_server()  # the same server as tests/e2e in this session
     request.config.add_cleanup(comfy_host.stop_shared)
     return srv
 

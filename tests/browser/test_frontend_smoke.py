@@ -44,8 +44,10 @@ async () => {
   const img4 = add("EmptyImage", [0, 1700]), blend = add("ImageBlend", [300, 1700]);
   const prev4 = add("PreviewImage", [600, 1700]);
   img4.connect(0, blend, 1); blend.connect(0, prev4, 0); blend.mode = 4;
+  const audio = add("LoadAudio", [0, 2000]), paudio = add("PreviewAudio", [300, 2000]);
+  audio.connect(0, paudio, 0);
   app.graph.setDirtyCanvas(true, true);
-  const ids = {ks: ks.id, lat: lat.id, dec: dec.id, save: save.id, load: load.id, inv2: inv2.id, ks2: ks2.id,
+  const ids = {audio: audio.id, paudio: paudio.id, ks: ks.id, lat: lat.id, dec: dec.id, save: save.id, load: load.id, inv2: inv2.id, ks2: ks2.id,
                prev4: prev4.id, inv: inv.id, prev: prev.id, prim: prim.id, reroute: reroute.id, pint: pint.id};
   return Object.fromEntries(Object.entries(ids).map(([k, v]) => [k, String(v)]));
 }
@@ -109,6 +111,7 @@ def test_converter_matches_graph_to_prompt_on_core_graph(comfy_page, object_info
     assert "image" not in frontend[ids["inv2"]]["inputs"]  # its source is muted
     assert "latent_image" not in frontend[ids["ks2"]]["inputs"]  # bypassed VAEEncode has no LATENT input
     assert frontend[ids["prev4"]]["inputs"] == {}  # bypassed ImageBlend's matching input is unlinked
+    assert frontend[ids["paudio"]]["inputs"] == {"audio": [ids["audio"], 0], "audioUI": ""}
     for gone in ("inv", "prev", "prim", "reroute"):
         assert ids[gone] not in frontend
 

@@ -30,7 +30,6 @@ from comfy_client import ComfyClient  # noqa: E402
 from workflow_to_api import load_workflow, workflow_to_api  # noqa: E402
 
 WORKFLOWS = REPO / "workflows"
-SERVER_RUN_DIR = REPO / "artifacts" / "e2e_server"
 PACK_DIR_NAME = setup_test_host.PACK_LINK_NAME  # the folder name under custom_nodes/ (and the module name)
 
 
@@ -42,7 +41,7 @@ def pytest_collection_modifyitems(config, items):
 
 def start_session_server(request) -> comfy_host.ComfyServer:
     """The one server of this pytest session (shared with tests/browser)."""
-    srv = comfy_host.shared_server(SERVER_RUN_DIR)
+    srv = comfy_host.shared_server()
     request.config.add_cleanup(comfy_host.stop_shared)
     return srv
 

@@ -6,7 +6,8 @@ Mirrors the frontend's ``app.graphToPrompt()`` (ComfyUI frontend 1.32.9), which 
 - ``widgets_values`` is positional over the node's widgets, in the node definition's input order (required, then
   optional; ``forceInput`` inputs have no widget). An INT with ``control_after_generate`` (default for inputs named
   seed / noise_seed) has one extra value after it ("randomize", ...), a COMBO with it two; an upload combo
-  (``image_upload`` ...) is followed by its "upload" widget. These extra values are not sent.
+  (``image_upload`` ...) has an "upload" widget after all others. These extra values are not sent. The audio
+  nodes get an "audioUI" player widget after their required inputs, sent as "".
 - a linked input (also a widget converted to an input) becomes ``["<src id>", slot]``; a link from a muted or
   missing node drops the input; a bypassed (mode 4) node passes through the first input whose type matches;
   Reroute nodes are followed; a PrimitiveNode's value replaces the widget it feeds; Note nodes are dropped.
@@ -151,6 +152,8 @@ def workflow_to_api(workflow: dict, object_info: dict) -> dict:
             raise WorkflowConversionError(f"node {nid}: type {node['type']!r} is not registered on the server "
                                           "(missing or failed node pack)")
         inputs = _widget_values(node, info)
+        if node["type"] in AUDIO_UI_NODES:
+            inputs["audioUI"] = ""  # the audio player DOM widget is sent, always empty
         for slot, inp in enumerate(node.get("inputs") or []):
             resolved = graph.resolve_input(node, slot)
             if resolved is None:
