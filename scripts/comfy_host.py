@@ -116,6 +116,7 @@ class ComfyServer:
         self.models_dir = setup.comfy_dir(self.host) / "models"
         self.proc: subprocess.Popen | None = None
         self.start_seconds: float | None = None
+        self.startup_log = ""
 
     def command(self) -> list[str]:
         return [
@@ -147,6 +148,7 @@ class ComfyServer:
                 raise TimeoutError(f"ComfyUI not ready after {timeout:.0f} s; log {self.log_path}:\n{self.log_tail()}")
             time.sleep(0.25)
         self.start_seconds = time.monotonic() - t0
+        self.startup_log = self.log_text()  # everything up to "Starting server" (custom node imports included)
         LOG.info("ComfyUI ready at %s in %.1f s (log %s)", self.base_url, self.start_seconds, self.log_path)
         return self
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from comfy_host import pack_node_ids, workflow_files
 from PIL import Image
-from workflow_to_api import workflow_to_api
+from workflow_to_api import FRONTEND_ONLY_INPUTS, declared_inputs_only, workflow_to_api
 
 # A graph of core nodes with every case the converter handles: seed/control_after_generate widgets, an upload
 # combo, a widget fed by a link (PrimitiveInt) and by a legacy PrimitiveNode, a Reroute, a custom title, a bypassed
@@ -99,7 +99,9 @@ def test_converter_matches_graph_to_prompt_on_core_graph(comfy_page, object_info
     ids = comfy_page.evaluate(BUILD_CORE_GRAPH_JS)
     frontend = comfy_page.graph_to_prompt()
     ours = workflow_to_api(comfy_page.serialize(), object_info)
-    assert ours == frontend
+    declared, dropped = declared_inputs_only(frontend, object_info)
+    assert dropped == {"audioUI"}  # the only undeclared input the frontend sends here (LoadAudio, PreviewAudio)
+    assert ours == declared
     # and the frontend really exercised each case (so the equality is not vacuous)
     ks = frontend[ids["ks"]]
     assert ks["_meta"]["title"] == "My Sampler" and ks["inputs"]["seed"] == 1234 and ks["inputs"]["steps"] == 7
@@ -111,7 +113,7 @@ def test_converter_matches_graph_to_prompt_on_core_graph(comfy_page, object_info
     assert "image" not in frontend[ids["inv2"]]["inputs"]  # its source is muted
     assert "latent_image" not in frontend[ids["ks2"]]["inputs"]  # bypassed VAEEncode has no LATENT input
     assert frontend[ids["prev4"]]["inputs"] == {}  # bypassed ImageBlend's matching input is unlinked
-    assert frontend[ids["paudio"]]["inputs"] == {"audio": [ids["audio"], 0], "audioUI": ""}
+    assert declared[ids["paudio"]]["inputs"] == {"audio": [ids["audio"], 0]}
     for gone in ("inv", "prev", "prim", "reroute"):
         assert ids[gone] not in frontend
 
@@ -124,7 +126,9 @@ def test_workflow_loads_and_converts_like_the_frontend(path, comfy_page, object_
     assert comfy_page.missing_nodes_dialog() is None, f"{path.name}: {comfy_page.missing_nodes_dialog()}"
     comfy_page.fit_view()
     comfy_page.screenshot(f"workflow_{path.stem}")
-    assert workflow_to_api(workflow, object_info) == comfy_page.graph_to_prompt()
+    frontend, dropped = declared_inputs_only(comfy_page.graph_to_prompt(), object_info)
+    assert dropped <= set(FRONTEND_ONLY_INPUTS), f"the frontend sends undeclared inputs {dropped}"
+    assert workflow_to_api(workflow, object_info) == frontend
 
 
 def test_queue_from_ui_runs_on_the_server(comfy_page):

@@ -1,14 +1,15 @@
 """Fixtures for end-to-end tests against a real ComfyUI server with this pack linked in.
 
 - ``comfy_server`` (session): the running server (scripts/comfy_host.ComfyServer): ``base_url``, ``log_text()``,
-  ``log_since(offset)``, ``output_dir``, ``input_dir``, ``models_dir``. The set-up runs first when the host is not
-  ready (scripts/setup_test_host.py). One server serves the e2e and the browser tests of a session.
+  ``log_since(offset)``, ``startup_log``, ``output_dir``, ``input_dir``, ``models_dir``. The set-up runs first when
+  the host is not ready (scripts/setup_test_host.py). One server serves the e2e and browser tests of a session.
 - ``comfy_client`` (session): tests/e2e/comfy_client.ComfyClient for it.
 - ``object_info`` (session): GET /object_info.
 - ``tiny_models`` (session): the models folder, after asserting the tiny checkpoints were generated (fails, never
   skips, when scripts/make_tiny_checkpoints.py did not run).
 - ``api_workflow(name)``: workflows/<name>.json converted to API format for this server.
-- ``pack_node_ids()``: the keys of NODE_CLASS_MAPPINGS in the pack's __init__.py (read with ast, no import).
+- ``pack_node_ids()`` / ``workflow_files()`` (from scripts/comfy_host.py): the keys of NODE_CLASS_MAPPINGS in the
+  pack's __init__.py (read with ast, no import) / workflows/*.json.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ PACK_MODULE = f"custom_nodes.{PACK_DIR_NAME}"
 
 
 def test_pack_imports_without_errors(comfy_server):
-    log = comfy_server.log_text()
+    log = comfy_server.startup_log  # later prompts of the session may log expected execution errors
     import_lines = [ln for ln in log.splitlines() if ln.rstrip().endswith(f"custom_nodes/{PACK_DIR_NAME}")]
     assert import_lines, f"the pack was not loaded at all; log:\n{comfy_server.log_tail()}"
     assert not any("IMPORT FAILED" in ln for ln in import_lines), f"pack import failed; log:\n{log}"

@@ -7,7 +7,10 @@ Mirrors the frontend's ``app.graphToPrompt()`` (ComfyUI frontend 1.32.9), which 
   optional; ``forceInput`` inputs have no widget). An INT with ``control_after_generate`` (default for inputs named
   seed / noise_seed) has one extra value after it ("randomize", ...), a COMBO with it two; an upload combo
   (``image_upload`` ...) has an "upload" widget after all others. These extra values are not sent. The audio
-  nodes get an "audioUI" player widget after their required inputs, sent as "".
+  nodes get an "audioUI" player widget after their required inputs (saved by LoadAudio).
+- the frontend also sends the values of its media preview widgets (LoadAudio's "audioUI", LoadVideo's
+  "video-preview", depending on what the page has loaded); the server ignores inputs a node does not declare, and
+  this converter never sends them: compare with ``declared_inputs_only(frontend_prompt, object_info)``.
 - a linked input (also a widget converted to an input) becomes ``["<src id>", slot]``; a link from a muted or
   missing node drops the input; a bypassed (mode 4) node passes through the first input whose type matches;
   Reroute nodes are followed; a PrimitiveNode's value replaces the widget it feeds; Note nodes are dropped.
@@ -152,8 +155,6 @@ def workflow_to_api(workflow: dict, object_info: dict) -> dict:
             raise WorkflowConversionError(f"node {nid}: type {node['type']!r} is not registered on the server "
                                           "(missing or failed node pack)")
         inputs = _widget_values(node, info)
-        if node["type"] in AUDIO_UI_NODES:
-            inputs["audioUI"] = ""  # the audio player DOM widget is sent, always empty
         for slot, inp in enumerate(node.get("inputs") or []):
             resolved = graph.resolve_input(node, slot)
             if resolved is None:
@@ -167,6 +168,21 @@ def workflow_to_api(workflow: dict, object_info: dict) -> dict:
             if _is_link(value) and value[0] not in out:
                 del entry["inputs"][name]
     return out
+
+
+FRONTEND_ONLY_INPUTS = ("audioUI", "video-preview")
+
+
+def declared_inputs_only(prompt: dict, object_info: dict) -> tuple[dict, set[str]]:
+    """The prompt without inputs its node types do not declare (what the server reads), and the names dropped."""
+    clean, dropped = {}, set()
+    for nid, node in prompt.items():
+        spec = object_info.get(node["class_type"], {}).get("input", {})
+        declared = {name for section in spec.values() if isinstance(section, dict) for name in section}
+        inputs = {k: v for k, v in node["inputs"].items() if k in declared}
+        dropped |= set(node["inputs"]) - set(inputs)
+        clean[nid] = {**node, "inputs": inputs}
+    return clean, dropped
 
 
 def _is_link(v) -> bool:
