@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 from .guidance import to_denoised
-from .schedules import denoise_start_index, flow_sigmas
+from .schedules import denoise_start_index, flow_sigmas, schedule_index
 
 __all__ = ["FlowEulerScheduler", "sample_euler"]
 
@@ -61,10 +61,7 @@ class FlowEulerScheduler:
         self.x0_pred = None
 
     def index_for_timestep(self, timestep) -> int:
-        idx = (self.timesteps == int(timestep)).nonzero().flatten()
-        if len(idx) == 0:
-            raise ValueError(f"timestep {int(timestep)} is not on this schedule: {self.timesteps.tolist()}")
-        return int(idx[1 if len(idx) > 1 else 0])
+        return schedule_index(self.timesteps, timestep)
 
     def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor) -> torch.Tensor:
         if self.sigmas is None:

@@ -19,6 +19,7 @@ __all__ = [
     "flow_noise",
     "flow_sigmas",
     "flow_sigmas_denoise",
+    "schedule_index",
     "shift_sigmas",
 ]
 
@@ -78,3 +79,11 @@ def flow_sigmas_denoise(
 def flow_noise(x0: torch.Tensor, noise: torch.Tensor, sigma) -> torch.Tensor:
     """Forward flow process: (1 - sigma) * x0 + sigma * noise (sigma: float, or a tensor broadcastable to x0)."""
     return x0 * (1.0 - sigma) + noise * sigma
+
+
+def schedule_index(timesteps: torch.Tensor, timestep) -> int:
+    """Index of `timestep` on a schedule; the reference starts at the 2nd match when a value repeats."""
+    idx = (timesteps == int(timestep)).nonzero().flatten()
+    if len(idx) == 0:
+        raise ValueError(f"timestep {int(timestep)} is not on this schedule: {timesteps.tolist()}")
+    return int(idx[1 if len(idx) > 1 else 0])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from .guidance import to_denoised
-from .schedules import SIGMA_MAX, SIGMA_MIN, denoise_start_index, flow_sigmas
+from .schedules import SIGMA_MAX, SIGMA_MIN, denoise_start_index, flow_sigmas, schedule_index
 
 __all__ = ["FlowUniPCScheduler", "UniPCTable", "sample_unipc"]
 
@@ -160,11 +160,7 @@ class FlowUniPCScheduler:
         return self.last_sample
 
     def index_for_timestep(self, timestep) -> int:
-        """Reference rule: the first step starts at the 2nd match when a timestep value repeats."""
-        idx = (self.timesteps == int(timestep)).nonzero().flatten()
-        if len(idx) == 0:
-            raise ValueError(f"timestep {int(timestep)} is not on this schedule: {self.timesteps.tolist()}")
-        return int(idx[1 if len(idx) > 1 else 0])
+        return schedule_index(self.timesteps, timestep)
 
     # -- stepping -----------------------------------------------------------------------------------------------
     def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor) -> torch.Tensor:
