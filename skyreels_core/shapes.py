@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .errors import SkyReelsInputError
 
-__all__ = ["VideoLatentShape", "check_frames", "check_size", "nearest_valid_frames", "latent_frames"]
+__all__ = ["VideoLatentShape", "check_frames", "check_size", "nearest_valid_frames", "latent_frames", "pixel_frames"]
 
 TIME_STRIDE = 4
 SPACE_STRIDE = 8
@@ -26,7 +26,13 @@ def nearest_valid_frames(frames: int) -> int:
 
 
 def latent_frames(frames: int) -> int:
+    """Latent frames of `frames` pixel frames (the causal VAE keeps frame 0 alone, then 4 frames per latent)."""
     return (frames - 1) // TIME_STRIDE + 1
+
+
+def pixel_frames(latents: int) -> int:
+    """Pixel frames decoded from `latents` latent frames: 4 (latents - 1) + 1 (inverse of `latent_frames`)."""
+    return TIME_STRIDE * (latents - 1) + 1
 
 
 def check_frames(frames: int, what: str = "frames") -> None:
@@ -66,7 +72,7 @@ class VideoLatentShape:
 
     @property
     def pixel_frames(self) -> int:
-        return (self.frames - 1) * TIME_STRIDE + 1
+        return pixel_frames(self.frames)
 
     @property
     def pixel_size(self) -> tuple[int, int]:
