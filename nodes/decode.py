@@ -33,6 +33,23 @@ def video_to_images(video: torch.Tensor) -> torch.Tensor:
     return images.permute(0, 2, 3, 4, 1).reshape(-1, video.shape[-2], video.shape[-1], 3).cpu()
 
 
+def decode_video(vae, samples: torch.Tensor, tile_size: int, tile_overlap: int, num_frames: int | None = None):
+    """LATENT samples [B, 16, F, h, w] -> IMAGE frames (the first `num_frames` of each video when given)."""
+    tile, overlap = latent_tiles(tile_size, tile_overlap)
+    if samples.ndim != 5 or samples.shape[1] != 16:
+        raise SkyReelsInputError(
+            f"latent must be a Wan2.1 video latent [B, 16, F, h, w]; got shape {list(samples.shape)}."
+        )
+    device = bridge.load_for_use(vae)
+    z = bridge.latent_to_model(samples).to(device)
+    progress = bridge.SimpleProgress(samples.shape[2])  # total is corrected by the VAE's callback
+    with torch.no_grad():
+        video = vae.runner.decode(z, tile=tile, overlap=overlap, callback=progress)
+    if num_frames is not None:
+        video = video[:, :, : int(num_frames)]
+    return video_to_images(video)
+
+
 class SkyReelsVAEDecode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -57,20 +74,8 @@ class SkyReelsVAEDecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae, latent: dict, tile_size: int, tile_overlap: int) -> io.NodeOutput:
-        tile, overlap = latent_tiles(tile_size, tile_overlap)
-        samples = latent["samples"]
-        if samples.ndim != 5 or samples.shape[1] != 16:
-            raise SkyReelsInputError(
-                f"latent must be a Wan2.1 video latent [B, 16, F, h, w]; got shape {list(samples.shape)}."
-            )
-        device = bridge.load_for_use(vae)
-        z = bridge.latent_to_model(samples).to(device)
-        progress = bridge.SimpleProgress(samples.shape[2])  # total is corrected by the VAE's callback
-        with torch.no_grad():
-            video = vae.runner.decode(z, tile=tile, overlap=overlap, callback=progress)
-        if latent.get("num_frames") is not None:  # exact length set by the sampler (SkyReels DF Sampler)
-            video = video[:, :, : int(latent["num_frames"])]
-        return io.NodeOutput(video_to_images(video))
+        # the exact length set by a sampler that makes any number of frames (SkyReels DF Sampler)
+        return io.NodeOutput(decode_video(vae, latent["samples"], tile_size, tile_overlap, latent.get("num_frames")))
 
 
 DECODE_NODES = [SkyReelsVAEDecode]

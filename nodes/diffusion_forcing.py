@@ -4,7 +4,7 @@ One node, `SkyReelsDFSampler`, over `skyreels_core.pipelines.diffusion_forcing`:
 - the whole video is ONE latent sequence, generated window by window (base_num_frames each); every window starts
   with the last overlap_history frames of the previous one as its clean context (kept in latent space);
 - everything the user can get wrong (sizes, overlap >= base, block sizes, a clip of the wrong size) is checked
-  by `plan_df` and `_given_latents` BEFORE any VAE or model call, so the error appears before any progress;
+  by `plan_df` and `df_start` BEFORE any VAE or model call, so the error appears before any progress;
 - progress counts every model step of every window (one ComfyUI progress bar; Cancel stops within one step),
   with a latent preview of the current window and a "window k/n" status line.
 
@@ -16,18 +16,16 @@ another DF sampler; no decode / re-encode, so chaining adds no colour drift).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import torch
 from comfy_api.latest import io
 
+from ..skyreels_core.conditioning.df import df_end_latent, df_prefix_latents, df_start, df_tail
 from ..skyreels_core.errors import SkyReelsInputError
 from ..skyreels_core.pipelines.diffusion_forcing import DFPlan, DFSettings, generate_df_video, plan_df
-from ..skyreels_core.sampling.guidance import to_denoised
-from ..skyreels_core.shapes import SPACE_STRIDE, TIME_STRIDE, check_size, latent_frames
+from ..skyreels_core.shapes import SPACE_STRIDE, check_size, latent_frames
 from . import comfy_bridge as bridge
-from .latent import image_to_pixels
-from .sampler import LATENT_CHANNELS, SCHEDULERS
+from .sampler import LATENT_CHANNELS, solver_input
 from .types import SkyReelsModel, SkyReelsTextEmbeds, SkyReelsVAE
 
 log = logging.getLogger("SkyReels")
@@ -61,8 +59,7 @@ def _widgets() -> list[io.Input]:
         io.Float.Input("shift", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
                        tooltip="Spends more of the steps on the overall layout (higher) or on fine detail "
                        "(lower). Reference: 8.0 text-to-video, 5.0 image-to-video."),
-        io.Combo.Input("scheduler", options=SCHEDULERS, default="unipc",
-                       tooltip="unipc: the reference solver (best at 30 steps). euler: simpler, needs more steps."),
+        solver_input("unipc", "unipc: the reference solver (best at 30 steps). euler: simpler, needs more steps."),
         io.Int.Input("base_num_frames", default=97, min=5, max=1025, step=4,
                      tooltip="Frames the model makes at once (one window; 4n+1). 97 for 540P, 121 for 720P; "
                      "lower (77, 57) to save memory, at the cost of more windows and seams."),
@@ -110,54 +107,7 @@ def _optional_inputs() -> list[io.Input]:
     ]
 
 
-# --------------------------------------------------------------------------------------------- validation
-
-
-@dataclass(frozen=True)
-class _Given:
-    """What the video starts from: `count` latents (0 = text-to-video) and where they come from."""
-
-    count: int
-    source: str | None  # "start_image" | "extend_video" | "extend_latent" | None
-    dropped_frames: int = 0  # leading extend_video frames dropped to reach 4n+1
-
-
-def _given_latents(width: int, height: int, start_image, extend_video, extend_latent) -> _Given:
-    """Check the optional prefix inputs against the video size (no VAE yet) and count their latents."""
-    connected = [n for n, v in (("start_image", start_image), ("extend_video", extend_video),
-                                ("extend_latent", extend_latent)) if v is not None]
-    if len(connected) > 1:
-        raise SkyReelsInputError(
-            f"connect only one of start_image, extend_video, extend_latent (got {', '.join(connected)}): the video "
-            "starts from one image, one clip, or one previous DF sampler."
-        )
-    if start_image is not None:
-        return _Given(1, "start_image")
-    if extend_video is not None:
-        if extend_video.ndim != 4 or tuple(extend_video.shape[1:3]) != (height, width):
-            raise SkyReelsInputError(
-                f"extend_video frames are {_image_size(extend_video)} but the video is {width}x{height}; set width "
-                f"and height to the clip's size, or resize the clip (e.g. Upscale Image) to {width}x{height}."
-            )
-        frames = extend_video.shape[0]
-        keep = (frames - 1) // TIME_STRIDE * TIME_STRIDE + 1
-        return _Given(latent_frames(keep), "extend_video", frames - keep)
-    if extend_latent is not None:
-        samples = extend_latent["samples"]
-        expected = (height // SPACE_STRIDE, width // SPACE_STRIDE)
-        if samples.ndim != 5 or samples.shape[0] != 1 or samples.shape[1] != LATENT_CHANNELS \
-                or tuple(samples.shape[3:]) != expected:
-            raise SkyReelsInputError(
-                f"extend_latent must be one Wan2.1 video latent [1, 16, F, {expected[0]}, {expected[1]}] (a DF "
-                f"sampler's latent or tail at {width}x{height}); got {list(samples.shape)}. Use the same "
-                "width and height as the sampler it comes from."
-            )
-        return _Given(samples.shape[2], "extend_latent")
-    return _Given(0, None)
-
-
-def _image_size(images: torch.Tensor) -> str:
-    return f"{images.shape[2]}x{images.shape[1]}" if images.ndim == 4 else f"shape {list(images.shape)}"
+# ------------------------------------------------------------------------------------------------ adapters
 
 
 def make_settings(steps, cfg, shift, scheduler, base_num_frames, overlap_history, ar_step, causal_block_size,
@@ -165,7 +115,7 @@ def make_settings(steps, cfg, shift, scheduler, base_num_frames, overlap_history
     return DFSettings(steps=steps, shift=shift, guidance_scale=cfg, ar_step=ar_step,
                       causal_block_size=causal_block_size, base_num_frames=base_num_frames,
                       overlap_history=overlap_history, addnoise_condition=float(addnoise_condition), fps=fps,
-                      sampler=scheduler, color_match=color_match)
+                      solver=scheduler, color_match=color_match)
 
 
 def check_model(model) -> None:
@@ -177,61 +127,30 @@ def check_model(model) -> None:
         )
 
 
-# ------------------------------------------------------------------------------------------------ encoding
+def vae_encoder(vae):
+    """pixels [1, 3, F, H, W] in [-1, 1] -> normalised latents (float32, CPU), with a Cancel point per latent frame."""
 
+    def encode(pixels: torch.Tensor) -> torch.Tensor:
+        device = bridge.load_for_use(vae)
+        progress = bridge.SimpleProgress(latent_frames(pixels.shape[2]))
+        with torch.no_grad():
+            return vae.runner.encode(pixels.to(device), callback=progress).float().cpu()
 
-def _encode(vae, pixels: torch.Tensor) -> torch.Tensor:
-    """pixels [1, 3, F, H, W] in [-1, 1] -> normalised latent [1, 16, (F-1)/4+1, H/8, W/8] (float32, CPU)."""
-    device = bridge.load_for_use(vae)
-    progress = bridge.SimpleProgress(latent_frames(pixels.shape[2]))  # Cancel point while a long clip encodes
-    with torch.no_grad():
-        return vae.runner.encode(pixels.to(device), callback=progress).float().cpu()
-
-
-def _prefix_latents(vae, given: _Given, width, height, start_image, extend_video, extend_latent):
-    if given.source == "start_image":
-        return _encode(vae, image_to_pixels(start_image, width, height).unsqueeze(2))
-    if given.source == "extend_video":
-        clip = extend_video[given.dropped_frames:, ..., :3].float()
-        if given.dropped_frames:
-            log.info("SkyReels DF: extend_video has %d frames; using the last %d (4n+1).",
-                     extend_video.shape[0], clip.shape[0])
-        return _encode(vae, (clip.permute(3, 0, 1, 2)[None] * 2.0 - 1.0).clamp(-1.0, 1.0))
-    if given.source == "extend_latent":
-        return bridge.latent_to_model(extend_latent["samples"]).cpu()
-    return None
-
-
-# ------------------------------------------------------------------------------------------------ progress
-
-
-class _PreviewModel:
-    """The DiT as the DF velocity callable; remembers the last window's x0 estimate for the latent preview."""
-
-    def __init__(self, module, fps_branch: bool):
-        self.module, self.fps_branch, self.x0 = module, fps_branch, None
-
-    def __call__(self, x, t, context, **kwargs):
-        if not self.fps_branch:
-            kwargs.pop("fps", None)
-        v = self.module(x, t, context, **kwargs).float()
-        self.x0 = to_denoised(x[:1].float(), v[:1], t[:1].float() / 1000.0)  # [cond; uncond]: the cond half
-        return v
+    return encode
 
 
 class _DFProgress:
-    """callback(done, total) over all windows -> ComfyUI progress bar, preview and 'window k/n' status."""
+    """The core callback(done, total, x0) over all windows -> ComfyUI progress bar, preview and 'window k/n'."""
 
-    def __init__(self, plan: DFPlan, node_id, device, model: _PreviewModel):
-        self.ends, self.model = [], model
+    def __init__(self, plan: DFPlan, node_id, device):
+        self.ends = []
         for w in plan.windows:
             self.ends.append((self.ends[-1] if self.ends else 0) + w.rows)
         self.inner = bridge.StepProgress(plan.total_steps, node_id, device)
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, x0: torch.Tensor) -> None:
         window = next(i for i, end in enumerate(self.ends) if done <= end)
-        label = f"window {window + 1}/{len(self.ends)}"
-        self.inner(done, total, self.model.x0, label=label)
+        self.inner(done, total, x0[:1], label=f"window {window + 1}/{len(self.ends)}")
 
 
 # --------------------------------------------------------------------------------------------------- node
@@ -276,33 +195,26 @@ class SkyReelsDFSampler(io.ComfyNode):
         check_model(model)
         settings = make_settings(steps, cfg, shift, scheduler, base_num_frames, overlap_history, ar_step,
                                  causal_block_size, addnoise_condition, fps, color_match)
-        given = _given_latents(width, height, start_image, extend_video, extend_latent)
-        plan = plan_df(num_frames, settings, given.count, end_image is not None)
+        given_latent = None if extend_latent is None else bridge.latent_to_model(extend_latent["samples"]).cpu()
+        start = df_start(width, height, start_image, extend_video, given_latent)
+        plan = plan_df(num_frames, settings, start.count, end_image is not None)
         # 2. encode the images / clip, then sample every window
-        prefix = _prefix_latents(vae, given, width, height, start_image, extend_video, extend_latent)
-        end = None if end_image is None else _encode(vae, image_to_pixels(end_image, width, height).unsqueeze(2))
+        encode = vae_encoder(vae)
+        prefix = df_prefix_latents(encode, start, width, height, start_image, extend_video, given_latent)
+        if start.dropped_frames:
+            log.info("SkyReels DF: extend_video has %d frames; using the last %d (4n+1).", extend_video.shape[0],
+                     extend_video.shape[0] - start.dropped_frames)
+        end = df_end_latent(encode, end_image, width, height)
         device = bridge.load_for_use(model)
-        velocity = _PreviewModel(model.module, getattr(model.module.config, "inject_sample_info", False))
-        progress = _DFProgress(plan, cls.hidden.unique_id, device, velocity)
         log.info("SkyReels DF: %d frames in %d window(s) %s, %d model steps", num_frames, len(plan.windows),
                  [w.length for w in plan.windows], plan.total_steps)
         result = generate_df_video(
-            velocity, text_embeds.positive.to(device), num_frames, (height // SPACE_STRIDE, width // SPACE_STRIDE),
+            model.module, text_embeds.positive.to(device), num_frames, (height // SPACE_STRIDE, width // SPACE_STRIDE),
             settings, negative_context=None if text_embeds.negative is None else text_embeds.negative.to(device),
             prefix_latents=None if prefix is None else prefix.to(device),
-            end_latent=None if end is None else end.to(device), seed=seed, callback=progress, device=device,
-            output_device="cpu",
+            end_latent=None if end is None else end.to(device), seed=seed,
+            callback=_DFProgress(plan, cls.hidden.unique_id, device), device=device, output_device="cpu",
         )
-        return io.NodeOutput(*video_latents(result.latents, result.num_frames, overlap_history))
-
-
-def video_latents(latents: torch.Tensor, num_frames: int, overlap_history: int) -> tuple[dict, dict]:
-    """(latent, tail) LATENT dicts from normalised DF latents [1, 16, L, h, w]; "num_frames" = decoded frames."""
-    samples = bridge.latent_from_model(latents.cpu())
-    keep = min(latent_frames(overlap_history), samples.shape[2])
-    tail = samples[:, :, -keep:].clone()
-    return ({"samples": samples, "num_frames": num_frames},
-            {"samples": tail, "num_frames": TIME_STRIDE * (keep - 1) + 1})
-
-
-DF_NODES = [SkyReelsDFSampler]
+        tail, tail_frames = df_tail(result.latents.cpu(), overlap_history)
+        return io.NodeOutput({"samples": bridge.latent_from_model(result.latents.cpu()), "num_frames": num_frames},
+                             {"samples": bridge.latent_from_model(tail), "num_frames": tail_frames})

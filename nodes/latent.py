@@ -7,9 +7,9 @@ latents also work with core latent nodes. Shape math comes from skyreels_core.sh
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from comfy_api.latest import io
 
+from ..skyreels_core.conditioning.images import fit_crop
 from ..skyreels_core.pipelines.video import make_i2v_condition
 from ..skyreels_core.shapes import VideoLatentShape
 from . import comfy_bridge as bridge
@@ -38,18 +38,8 @@ def empty_latent(width: int, height: int, frames: int, batch: int = 1) -> dict:
 
 
 def image_to_pixels(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """IMAGE [B,H,W,C] 0..1 -> first image as [1,3,height,width] in [-1,1]: center-crop to the target aspect
-    ratio, then bicubic resize (the reference's resizecrop + resize)."""
-    x = image[:1, ..., :3].movedim(-1, 1).float()
-    h, w = x.shape[-2:]
-    if w * height > h * width:  # too wide: crop width
-        new_w = max(1, round(h * width / height))
-        x = x[..., :, (w - new_w) // 2:(w - new_w) // 2 + new_w]
-    elif w * height < h * width:  # too tall: crop height
-        new_h = max(1, round(w * height / width))
-        x = x[..., (h - new_h) // 2:(h - new_h) // 2 + new_h, :]
-    x = F.interpolate(x, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
-    return (x.clamp(0, 1) * 2.0 - 1.0)
+    """IMAGE [B,H,W,C] 0..1 -> first image as [1,3,height,width] in [-1,1] (the core image fit)."""
+    return fit_crop(image[:1], height, width)
 
 
 class SkyReelsEmptyVideoLatent(io.ComfyNode):

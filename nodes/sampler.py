@@ -7,11 +7,17 @@ from comfy_api.latest import io
 
 from ..skyreels_core.errors import SkyReelsInputError
 from ..skyreels_core.pipelines.video import sample_video
+from ..skyreels_core.sampling.loop import SOLVERS
 from . import comfy_bridge as bridge
 from .types import ImageCondition, SkyReelsImageCond, SkyReelsModel, SkyReelsTextEmbeds
 
-SCHEDULERS = ["unipc", "euler"]
 LATENT_CHANNELS = 16
+
+
+def solver_input(default: str, tooltip: str) -> io.Combo.Input:
+    """The solver combo of every sampler node, listing the core registry. Its name stays "scheduler" because saved
+    workflows and API prompts address inputs by name."""
+    return io.Combo.Input("scheduler", options=list(SOLVERS), default=default, tooltip=tooltip)
 
 
 def check_inputs(model_in_dim: int | None, samples: torch.Tensor, image_cond: ImageCondition | None) -> None:
@@ -64,9 +70,8 @@ class SkyReelsSampler(io.ComfyNode):
                 io.Float.Input("shift", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
                                tooltip="Flow-matching timestep shift; higher spends more steps at high noise. "
                                "Reference: 8.0 T2V, 5.0 I2V."),
-                io.Combo.Input("scheduler", options=SCHEDULERS, default="unipc",
-                               tooltip="unipc: the reference FlowUniPC multistep solver. euler: first-order "
-                               "flow Euler."),
+                solver_input("unipc", "unipc: the reference FlowUniPC multistep solver. euler: first-order "
+                             "flow Euler."),
                 io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01,
                                tooltip="1 generates from pure noise; lower keeps more of the input latent "
                                "(video-to-video)."),
@@ -87,12 +92,10 @@ class SkyReelsSampler(io.ComfyNode):
         out = sample_video(
             model.module, bridge.latent_to_model(samples), positive=text_embeds.positive.to(device),
             negative=None if text_embeds.negative is None else text_embeds.negative.to(device),
-            steps=steps, cfg=cfg, shift=shift, seed=seed, sampler=scheduler, denoise=denoise,
+            steps=steps, cfg=cfg, shift=shift, seed=seed, solver=scheduler, denoise=denoise,
             image_cond=image_cond, callback=progress,
         )
         result = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask")}
         result["samples"] = bridge.latent_from_model(out)
         return io.NodeOutput(result)
 
-
-SAMPLER_NODES = [SkyReelsSampler]

@@ -17,11 +17,13 @@ import logging
 import torch
 from comfy_api.latest import io
 
+from ..skyreels_core.conditioning.v4 import TASKS, build_task_condition, encode_audio, encode_references
 from ..skyreels_core.errors import SkyReelsInputError
 from ..skyreels_core.shapes import VideoLatentShape
 from . import comfy_bridge as bridge
-from .decode import SkyReelsVAEDecode
+from .decode import decode_video
 from .loaders import ATTENTION_CHOICES, WEIGHT_DTYPES, resolve_attention
+from .sampler import solver_input
 from .types import (
     AVTextEmbeds,
     SkyReelsAudioCodec,
@@ -34,13 +36,11 @@ from .types import (
     V4Condition,
     V4References,
 )
-from .v4_audio import AUDIO_KEY, LENGTH_KEY, audio_latent_of, audio_value, check_audio, decode_audio, encode_audio
+from .v4_audio import AUDIO_KEY, LENGTH_KEY, audio_latent_of, audio_value, decode_audio
 
 log = logging.getLogger("SkyReels")
 
 CATEGORY = "SkyReels/V4"
-TASKS = ["t2v", "i2v", "extend", "start_end", "inpaint_edit"]
-SCHEDULERS = ["euler", "unipc"]
 AV_WEIGHT_DTYPES = [k for k, (_, fp8) in WEIGHT_DTYPES.items() if fp8 is None]  # the AV loader has no fp8 path
 STRUCTURED_TAGS = ("Structured tags (kept intact, as in the SkyReels-V4 captions): <dialogue>spoken words</dialogue>, "
                    "<sfx>sound effects</sfx>, <bgm>background music</bgm>, <singing>sung lyrics</singing>, "
@@ -76,14 +76,6 @@ def av_geometry(latent: dict) -> tuple[VideoLatentShape, float, int]:
 def _images(image: torch.Tensor | None) -> list[torch.Tensor] | None:
     """IMAGE [N, H, W, C] -> list of N [H, W, 3] tensors (the MLLM's image input), or None."""
     return None if image is None else [frame[..., :3] for frame in image]
-
-
-def _require(task: str, **inputs) -> None:
-    missing = [name for name, value in inputs.items() if value is None]
-    if missing:
-        raise SkyReelsInputError(
-            f"task '{task}' needs {' and '.join(missing)}: connect {'them' if len(missing) > 1 else 'it'} to SkyReels "
-            f"V4 Task Condition, or pick another task (t2v needs no input).")
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -262,37 +254,6 @@ class SkyReelsV4EmptyAVLatent(io.ComfyNode):
                               "fps": float(fps), LENGTH_KEY: num_samples_for(frames / fps)})
 
 
-def _extend_clip(video: torch.Tensor, extend_frames: int) -> torch.Tensor:
-    if extend_frames > video.shape[0]:
-        raise SkyReelsInputError(f"extend_frames is {extend_frames} but the video has only {video.shape[0]} frames; "
-                                 f"use at most {video.shape[0]} (0 = the whole video).")
-    return video if extend_frames == 0 else video[-extend_frames:]
-
-
-def build_task_condition(vae, shape: VideoLatentShape, task: str, extend_frames: int, start_image, end_image,
-                         video, mask):
-    """The core VideoCondition for `task` (inputs not used by the task are ignored)."""
-    from ..skyreels_core.conditioning import v4
-
-    if task == "t2v":
-        return v4.condition_t2v(shape)
-    if task == "i2v":
-        _require(task, start_image=start_image)
-        return v4.condition_i2v(vae, start_image, shape)
-    if task == "start_end":
-        if start_image is None and end_image is None:
-            raise SkyReelsInputError("task 'start_end' needs start_image, end_image or both: connect them to SkyReels "
-                                     "V4 Task Condition, or pick another task (t2v needs no input).")
-        return v4.condition_start_end(vae, start_image, end_image, shape)
-    if task == "extend":
-        _require(task, video=video)
-        return v4.condition_extend(vae, _extend_clip(video, extend_frames), shape)
-    if task == "inpaint_edit":
-        _require(task, video=video, mask=mask)
-        return v4.condition_inpaint(vae, video, mask, shape)
-    raise SkyReelsInputError(f"Unknown task {task!r}; choose one of {TASKS}.")
-
-
 class SkyReelsV4TaskCondition(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -309,7 +270,7 @@ class SkyReelsV4TaskCondition(io.ComfyNode):
                 SkyReelsVAE.Input("vae", tooltip="From SkyReels VAE Loader (Wan2.1 video VAE)."),
                 io.Latent.Input("latent", tooltip="The SkyReels V4 Empty AV Latent the sampler fills: the condition "
                                 "is built for its size, frames and batch."),
-                io.Combo.Input("task", options=TASKS, default="i2v",
+                io.Combo.Input("task", options=list(TASKS), default="i2v",
                                tooltip="t2v: text only. i2v: needs start_image. extend: needs video (its frames "
                                "open the output). start_end: start_image and/or end_image. inpaint_edit: needs "
                                "video (same frame count as the latent) and mask."),
@@ -334,8 +295,8 @@ class SkyReelsV4TaskCondition(io.ComfyNode):
         shape, _, _ = av_geometry(latent)
         bridge.load_for_use(vae)
         with torch.no_grad():
-            condition = build_task_condition(vae.runner, shape, task, extend_frames, start_image, end_image, video,
-                                             mask)
+            condition = build_task_condition(vae.runner, shape, task, start_image=start_image, end_image=end_image,
+                                             video=video, mask=mask, extend_frames=extend_frames)
         return io.NodeOutput(V4Condition(task=task, condition=condition))
 
 
@@ -367,8 +328,6 @@ class SkyReelsV4References(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae, latent: dict, images=None, clip=None, audio=None, audio_codec=None) -> io.NodeOutput:
-        from ..skyreels_core.conditioning.v4 import encode_references
-
         shape, _, _ = av_geometry(latent)
         if images is None and clip is None and audio is None:
             raise SkyReelsInputError("SkyReels V4 References has nothing to encode: connect images, clip or audio.")
@@ -381,7 +340,9 @@ class SkyReelsV4References(io.ComfyNode):
                 video_refs = encode_references(vae.runner, None if images is None else [images], clip, shape)
         audio_refs = None
         if audio is not None:
-            audio_refs = encode_audio(audio_codec, check_audio(audio, "reference audio"))
+            bridge.load_for_use(audio_codec)
+            with torch.no_grad():
+                audio_refs = encode_audio(audio_codec.runner, audio, "reference audio")
             audio_refs = audio_refs.expand(shape.batch, -1, -1).contiguous()
         return io.NodeOutput(V4References(video=video_refs, audio=audio_refs))
 
@@ -419,9 +380,8 @@ class SkyReelsV4Sampler(io.ComfyNode):
                                "1 = off."),
                 io.Float.Input("shift", default=5.0, min=0.0, max=100.0, step=0.1, round=0.01,
                                tooltip="Flow-matching timestep shift; higher spends more steps at high noise."),
-                io.Combo.Input("scheduler", options=SCHEDULERS, default="euler",
-                               tooltip="euler: first-order flow Euler. unipc: the FlowUniPC multistep solver "
-                               "(fewer steps for the same quality)."),
+                solver_input("euler", "euler: first-order flow Euler. unipc: the FlowUniPC multistep solver "
+                             "(fewer steps for the same quality)."),
                 SkyReelsV4Cond.Input("condition", optional=True,
                                           tooltip="From SkyReels V4 Task Condition (i2v, extend, start_end, "
                                           "inpaint_edit); none = text-to-video+audio."),
@@ -444,15 +404,13 @@ class SkyReelsV4Sampler(io.ComfyNode):
         check_text_width(text_embeds, module.config.text_dim)
         check_references(references, shape)
         device = bridge.load_for_use(model)
-        audio_refs = None
-        if references is not None and references.audio is not None and model_type.has_audio:
-            audio_refs = module.normalize_audio(references.audio.to(device))
+        audio_refs = None if references is None or not model_type.has_audio else references.audio
         progress = bridge.StepProgress(steps, cls.hidden.unique_id, device, preview=model_type.has_video)
         video, audio = sample_av(
             module, video_shape=shape if model_type.has_video else None,
             num_audio_latents=num_audio if model_type.has_audio else 0,
             context=text_embeds.positive, negative_context=text_embeds.negative, steps=steps, shift=shift,
-            video_cfg=video_cfg, audio_cfg=audio_cfg, sync_scale=sync_scale, sampler=scheduler, seed=seed, fps=fps,
+            video_cfg=video_cfg, audio_cfg=audio_cfg, sync_scale=sync_scale, solver=scheduler, seed=seed, fps=fps,
             condition=None if condition is None or not model_type.has_video else condition.condition,
             video_refs=None if references is None else references.video, audio_refs=audio_refs, callback=progress,
         )
@@ -494,12 +452,8 @@ class SkyReelsV4Decode(io.ComfyNode):
         shape, fps, _ = av_geometry(latent)
         z, length = audio_latent_of(latent)
         length = length or num_samples_for(shape.pixel_frames / fps)
-        images = SkyReelsVAEDecode.execute(vae=vae, latent={"samples": latent["samples"]}, tile_size=tile_size,
-                                           tile_overlap=tile_overlap)[0]
+        images = decode_video(vae, latent["samples"], tile_size, tile_overlap)
         waveform = decode_audio(audio_codec, z, length)  # [B, 1, S]
         waveform = waveform.permute(1, 0, 2).reshape(1, 1, -1)  # batch after batch, like the frames
         return io.NodeOutput(images, audio_value(waveform), fps)
 
-
-V4_NODES = [SkyReelsV4ModelLoader, SkyReelsV4TextEncoderLoader, SkyReelsV4TextEncode, SkyReelsV4EmptyAVLatent,
-            SkyReelsV4TaskCondition, SkyReelsV4References, SkyReelsV4Sampler, SkyReelsV4Decode]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
+from ..skyreels_core.conditioning.v4 import check_audio
+from ..skyreels_core.conditioning.v4 import encode_audio as core_encode_audio
 from ..skyreels_core.errors import SkyReelsInputError
 from . import comfy_bridge as bridge
 from .types import SkyReelsAudioCodec
@@ -27,18 +29,6 @@ LENGTH_KEY = "audio_num_samples"  # decoded length at 44.1 kHz
 
 def _folder_tip(folder: str) -> str:
     return f"Files in ComfyUI/models/{folder} (and extra_model_paths.yaml)."
-
-
-def check_audio(audio, what: str = "audio") -> dict:
-    """Raise SkyReelsInputError unless `audio` is a ComfyUI AUDIO dict with a [B, C, T] waveform."""
-    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
-        raise SkyReelsInputError(f"The {what} must be an AUDIO value (Load Audio, Get Video Components, ...).")
-    waveform = audio["waveform"]
-    if not isinstance(waveform, torch.Tensor) or waveform.ndim != 3 or waveform.shape[-1] == 0:
-        shape = tuple(waveform.shape) if isinstance(waveform, torch.Tensor) else type(waveform).__name__
-        raise SkyReelsInputError(f"The {what} waveform must be [batch, channels, samples] with samples > 0; got "
-                                 f"{shape}.")
-    return audio
 
 
 def audio_latent_of(latent: dict) -> tuple[torch.Tensor, int | None]:
@@ -69,10 +59,10 @@ def decode_audio(codec, z: torch.Tensor, num_samples: int | None) -> torch.Tenso
 
 def encode_audio(codec, audio: dict) -> torch.Tensor:
     """AUDIO -> raw codec latent [B, 40, ceil(T * 44100 / rate / 1024)] (float32, CPU)."""
-    audio = check_audio(audio)
-    device = bridge.load_for_use(codec)
+    check_audio(audio)  # before the codec is loaded
+    bridge.load_for_use(codec)
     with torch.no_grad():
-        return codec.runner.encode(audio["waveform"].to(device), int(audio["sample_rate"])).float().cpu()
+        return core_encode_audio(codec.runner, audio)
 
 
 def audio_value(waveform: torch.Tensor) -> dict:

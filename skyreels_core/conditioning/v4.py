@@ -7,8 +7,8 @@ OCR text does not say what fills the rest).
 
 Inputs are ComfyUI tensors: IMAGE [N, H, W, C] in 0..1 (one image or a clip of N frames), MASK [N, H, W] in 0..1
 where, as everywhere in ComfyUI, 1 = the region to change/regenerate; so keep = 1 - mask after resampling.
-Images that are not the target size are centre-cropped to the target aspect and resized (ComfyUI's "center"
-upscale), references are fitted inside the target and padded with mid-grey (0 in [-1, 1]).
+Images that are not the target size are centre-cropped to the target aspect and resized, references are fitted
+inside the target and padded with mid-grey (conditioning/images.py: one fit, one filter for every model).
 
 Pixel frame -> latent frame (Wan VAE, 4x causal time compression): latent frame 0 covers pixel frame 0 alone,
 latent frame j >= 1 covers pixel frames 4j-3 .. 4j. A latent frame is KEPT only when every pixel frame it covers
@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SkyReelsInputError
-from ..shapes import TIME_STRIDE, VideoLatentShape, check_frames, latent_frames
+from ..shapes import TIME_STRIDE, VideoLatentShape, check_frames, latent_frames, pixel_frames
+from .images import center_crop_box, check_image, fit_crop, fit_pad, pixels_to_video
 
 __all__ = [
     "VideoCondition",
@@ -41,11 +42,13 @@ __all__ = [
     "condition_extend",
     "condition_start_end",
     "condition_inpaint",
+    "TASKS",
     "build_condition",
+    "build_task_condition",
     "latent_keep_mask",
     "encode_references",
-    "encode_audio_reference",
-    "image_to_video",
+    "check_audio",
+    "encode_audio",
 ]
 
 
@@ -59,59 +62,6 @@ class VideoCondition:
     def input_channels(self) -> torch.Tensor:
         """[B, 17, F, h, w] = condition latent | mask (the part of the 33-channel input after the noisy latent)."""
         return torch.cat([self.latent, self.mask.to(self.latent)], dim=1)
-
-
-# -- ComfyUI tensors -> [-1, 1] videos --------------------------------------------------------------------------
-
-
-def _check_image(image: torch.Tensor, what: str) -> torch.Tensor:
-    if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4) or image.shape[-1] not in (3, 4):
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise SkyReelsInputError(f"{what} must be an IMAGE tensor [N, H, W, 3] with values 0..1; got {shape}.")
-    image = image if image.ndim == 4 else image[None]
-    if image.shape[0] < 1 or min(image.shape[1:3]) < 1:
-        raise SkyReelsInputError(f"{what} is empty (shape {tuple(image.shape)}).")
-    return image[..., :3].float()
-
-
-def image_to_video(image: torch.Tensor) -> torch.Tensor:
-    """IMAGE [N, H, W, C] 0..1 -> video [1, 3, N, H, W] in [-1, 1] (alpha dropped)."""
-    return (image[..., :3].float() * 2.0 - 1.0).permute(3, 0, 1, 2)[None]
-
-
-def _center_crop_box(height: int, width: int, target_h: int, target_w: int) -> tuple[int, int, int, int]:
-    """(top, left, h, w) of the largest centred crop with the target aspect (ComfyUI common_upscale 'center')."""
-    if width * target_h > height * target_w:  # too wide
-        w = max(1, round(height * target_w / target_h))
-        return 0, (width - w) // 2, height, w
-    h = max(1, round(width * target_h / target_w))
-    return (height - h) // 2, 0, h, width
-
-
-def _resize_frames(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """[N, C, H, W] -> [N, C, height, width] (bilinear, antialiased when shrinking)."""
-    if tuple(frames.shape[-2:]) == (height, width):
-        return frames
-    return F.interpolate(frames, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
-
-
-def _fit_crop(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """IMAGE [N, H, W, 3] -> video [1, 3, N, height, width] in [-1, 1], centre-cropped to the aspect and resized."""
-    top, left, h, w = _center_crop_box(image.shape[1], image.shape[2], height, width)
-    frames = image[:, top : top + h, left : left + w].permute(0, 3, 1, 2)
-    frames = _resize_frames(frames, height, width).clamp(0.0, 1.0)
-    return (frames * 2.0 - 1.0).permute(1, 0, 2, 3)[None]
-
-
-def _fit_pad(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """IMAGE [N, H, W, 3] -> video [1, 3, N, height, width]: fitted inside (aspect kept), centred, grey (0) padding."""
-    scale = min(height / image.shape[1], width / image.shape[2])
-    h = min(height, max(1, round(image.shape[1] * scale)))
-    w = min(width, max(1, round(image.shape[2] * scale)))
-    frames = _resize_frames(image.permute(0, 3, 1, 2), h, w).clamp(0.0, 1.0) * 2.0 - 1.0
-    top, left = (height - h) // 2, (width - w) // 2
-    frames = F.pad(frames, (left, width - w - left, top, height - h - top), value=0.0)
-    return frames.permute(1, 0, 2, 3)[None]
 
 
 def _encode(vae, video: torch.Tensor) -> torch.Tensor:
@@ -141,9 +91,9 @@ def condition_t2v(shape: VideoLatentShape) -> VideoCondition:
 
 def _keyframe(vae, image: torch.Tensor, shape: VideoLatentShape, what: str) -> torch.Tensor:
     """One IMAGE (first image of the batch) -> its single-frame latent [1, 16, 1, h, w]."""
-    image = _check_image(image, what)[:1]
+    image = check_image(image, what)[:1]
     height, width = shape.pixel_size
-    return _encode(vae, _fit_crop(image, height, width))
+    return _encode(vae, pixels_to_video(fit_crop(image, height, width)))
 
 
 def condition_i2v(vae, image: torch.Tensor, shape: VideoLatentShape) -> VideoCondition:
@@ -184,7 +134,7 @@ def condition_extend(vae, video_frames: torch.Tensor, shape: VideoLatentShape) -
     encoded (the VAE is causal, so their latents equal those of the same frames inside a longer video); the
     remaining (k-1) % 4 frames cannot fill a whole latent frame and are dropped.
     """
-    frames = _check_image(video_frames, "The video to extend")
+    frames = check_image(video_frames, "The video to extend")
     k = frames.shape[0]
     if k >= shape.pixel_frames:
         raise SkyReelsInputError(
@@ -194,7 +144,7 @@ def condition_extend(vae, video_frames: torch.Tensor, shape: VideoLatentShape) -
     kept = latent_frames(k)
     height, width = shape.pixel_size
     latent, mask = _empty(shape)
-    latent[:, :, :kept] = _encode(vae, _fit_crop(frames[: TIME_STRIDE * (kept - 1) + 1], height, width))
+    latent[:, :, :kept] = _encode(vae, pixels_to_video(fit_crop(frames[: pixel_frames(kept)], height, width)))
     mask[:, :, :kept] = 1.0
     return _finish(latent, mask, shape)
 
@@ -226,7 +176,7 @@ def latent_keep_mask(pixel_mask: torch.Tensor, shape: VideoLatentShape, threshol
             f"The mask has {frames} frames but the video has {shape.pixel_frames}; give one mask per frame."
         )
     height, width = shape.pixel_size
-    top, left, h, w = _center_crop_box(pixel_mask.shape[1], pixel_mask.shape[2], height, width)
+    top, left, h, w = center_crop_box(pixel_mask.shape[1], pixel_mask.shape[2], height, width)
     regen = (pixel_mask[:, top : top + h, left : left + w].float() > threshold).float()
     regen = F.adaptive_max_pool2d(regen[:, None], (shape.height, shape.width))[:, 0]  # [F, h, w]
     regen = torch.cat([regen[:1].expand(TIME_STRIDE, -1, -1), regen[1:]])  # frame 0 alone fills latent frame 0
@@ -242,7 +192,7 @@ def condition_inpaint(
     video: IMAGE [F, H, W, 3] with F = the output's pixel frames; pixel_mask: MASK [F or 1, H, W] (1 = regenerate).
     The whole source video is encoded; latents of regenerated cells are zeroed by the mask.
     """
-    frames = _check_image(video, "The video to edit")
+    frames = check_image(video, "The video to edit")
     if frames.shape[0] != shape.pixel_frames:
         raise SkyReelsInputError(
             f"The video to edit has {frames.shape[0]} frames but the output has {shape.pixel_frames}; "
@@ -251,7 +201,7 @@ def condition_inpaint(
     mask = _check_mask(pixel_mask, frames.shape[0], frames.shape[1], frames.shape[2])
     keep = latent_keep_mask(mask, shape, threshold)
     height, width = shape.pixel_size
-    latent = _encode(vae, _fit_crop(frames, height, width))
+    latent = _encode(vae, pixels_to_video(fit_crop(frames, height, width)))
     return _finish(latent, keep, shape)
 
 
@@ -279,6 +229,44 @@ def build_condition(
     return condition_t2v(shape)
 
 
+TASKS = ("t2v", "i2v", "extend", "start_end", "inpaint_edit")
+_TASK_NEEDS = {"i2v": ("start_image",), "extend": ("video",), "inpaint_edit": ("video", "mask")}
+
+
+def build_task_condition(vae, shape: VideoLatentShape, task: str, *, start_image=None, end_image=None, video=None,
+                         mask=None, extend_frames: int = 0) -> VideoCondition:
+    """The condition of a named task (inputs the task does not use are ignored); `build_condition` builds it.
+
+    extend: the last `extend_frames` frames of `video` open the output (0 = the whole video).
+    """
+    if task not in TASKS:
+        raise SkyReelsInputError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+    given = {"start_image": start_image, "end_image": end_image, "video": video, "mask": mask}
+    missing = [name for name in _TASK_NEEDS.get(task, ()) if given[name] is None]
+    if missing:
+        raise SkyReelsInputError(f"task '{task}' needs {' and '.join(missing)}: connect "
+                                 f"{'them' if len(missing) > 1 else 'it'}, or pick another task (t2v needs no input).")
+    if task == "start_end" and start_image is None and end_image is None:
+        raise SkyReelsInputError("task 'start_end' needs start_image, end_image or both: connect them, or pick another "
+                                 "task (t2v needs no input).")
+    if task == "i2v":
+        return build_condition(vae, shape, image=start_image)
+    if task == "start_end":
+        return build_condition(vae, shape, image=start_image, end_image=end_image)
+    if task == "extend":
+        return build_condition(vae, shape, video=_last_frames(video, extend_frames))
+    if task == "inpaint_edit":
+        return build_condition(vae, shape, video=video, mask=mask)
+    return build_condition(vae, shape)
+
+
+def _last_frames(video: torch.Tensor, count: int) -> torch.Tensor:
+    if count > video.shape[0]:
+        raise SkyReelsInputError(f"extend_frames is {count} but the video has only {video.shape[0]} frames; "
+                                 f"use at most {video.shape[0]} (0 = the whole video).")
+    return video if count == 0 else video[-count:]
+
+
 # -- in-context references --------------------------------------------------------------------------------------
 
 
@@ -295,29 +283,36 @@ def encode_references(
     height, width = shape.pixel_size
     parts = []
     for n, image in enumerate(images or []):
-        for frame in _check_image(image, f"Reference image {n + 1}"):
-            parts.append(_encode(vae, _fit_pad(frame[None], height, width)))
+        for frame in check_image(image, f"Reference image {n + 1}"):
+            parts.append(_encode(vae, pixels_to_video(fit_pad(frame[None], height, width))))
     if clip is not None:
-        frames = _check_image(clip, "The reference clip")
+        frames = check_image(clip, "The reference clip")
         check_frames(frames.shape[0], "reference clip frames")
-        parts.append(_encode(vae, _fit_pad(frames, height, width)))
+        parts.append(_encode(vae, pixels_to_video(fit_pad(frames, height, width))))
     if not parts:
         return None
     refs = torch.cat(parts, dim=2)
     return refs.expand(shape.batch, -1, -1, -1, -1).contiguous()
 
 
-def encode_audio_reference(codec, audio: dict, model) -> torch.Tensor:
-    """ComfyUI AUDIO {"waveform": [B, C, T], "sample_rate": int} -> normalised latent [B, 40, T_r] for the DiT.
-
-    codec: AudioCodec (mono, 44.1 kHz, 1024 samples per latent). model: the AVMMDiT whose audio_latent_mean /
-    audio_latent_std normalise it (`model.normalize_audio`: (z - mean) / std, the space the audio tower works in).
-    """
+def check_audio(audio, what: str = "audio") -> dict:
+    """Raise SkyReelsInputError unless `audio` is a ComfyUI AUDIO dict with a [B, C, T] waveform (T > 0)."""
     if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
-        raise SkyReelsInputError("The reference audio must be an AUDIO dict with 'waveform' and 'sample_rate'.")
+        raise SkyReelsInputError(f"The {what} must be an AUDIO value (Load Audio, Get Video Components, ...).")
     waveform = audio["waveform"]
     if not isinstance(waveform, torch.Tensor) or waveform.ndim != 3 or waveform.shape[-1] == 0:
         shape = tuple(waveform.shape) if isinstance(waveform, torch.Tensor) else type(waveform).__name__
-        raise SkyReelsInputError(f"The reference audio waveform must be [batch, channels, samples]; got {shape}.")
-    z = codec.encode(waveform, int(audio["sample_rate"]))
-    return model.normalize_audio(z.to(model.audio_latent_mean.device)).cpu()
+        raise SkyReelsInputError(f"The {what} waveform must be [batch, channels, samples] with samples > 0; got "
+                                 f"{shape}.")
+    return audio
+
+
+def encode_audio(codec, audio: dict, what: str = "audio") -> torch.Tensor:
+    """ComfyUI AUDIO {"waveform": [B, C, T], "sample_rate": int} -> raw codec latent [B, 40, T_r] (float32, CPU).
+
+    codec: AudioCodec (mono, 44.1 kHz, 1024 samples per latent). For an in-context reference, the sampler
+    normalises it with the AV model's audio statistics (`sample_av`), as it does the audio it generates.
+    """
+    audio = check_audio(audio, what)
+    device = next(codec.parameters()).device
+    return codec.encode(audio["waveform"].to(device), int(audio["sample_rate"])).float().cpu()

@@ -36,12 +36,12 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import SkyReelsInputError
-from ..sampling.diffusion_forcing import TimestepMatrix, generate_timestep_matrix, num_matrix_rows
-from ..sampling.euler import FlowEulerScheduler
-from ..sampling.guidance import guided_velocity
-from ..sampling.schedules import flow_noise, flow_sigmas
-from ..sampling.unipc import FlowUniPCScheduler, UniPCTable
-from ..shapes import TIME_STRIDE, check_frames, latent_frames
+from ..sampling.diffusion_forcing import DFSchedule, append_clean_column, generate_timestep_matrix, num_matrix_rows
+from ..sampling.guidance import CFG
+from ..sampling.loop import SOLVERS, StepCallback, sample
+from ..sampling.schedules import NUM_TRAIN_TIMESTEPS, flow_grid
+from ..shapes import TIME_STRIDE, check_frames, latent_frames, pixel_frames
+from .denoisers import WanDenoiser
 
 __all__ = [
     "DFPlan",
@@ -52,13 +52,11 @@ __all__ = [
     "generate_df_video",
     "match_color",
     "plan_df",
-    "sample_df_window",
+    "df_denoiser",
 ]
 
 logger = logging.getLogger(__name__)
 ModelFn = Callable[..., torch.Tensor]
-ProgressFn = Callable[[int, int], None]
-SAMPLERS = ("unipc", "euler")
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class DFSettings:
     overlap_history: int | None = 17
     addnoise_condition: float = 20.0
     fps: int | None = 24
-    sampler: str = "unipc"
+    solver: str = "unipc"
     color_match: float = 0.0
 
 
@@ -103,7 +101,7 @@ class DFWindow:
     def pixel_range(self) -> tuple[int, int]:
         """[first, last + 1) pixel frames (of the one-pass decode) that this window generates."""
         first = self.start + self.prefix
-        return (0 if first == 0 else TIME_STRIDE * first - 3), TIME_STRIDE * (self.end - 1) + 1
+        return (0 if first == 0 else pixel_frames(first)), pixel_frames(self.end)  # frames before latent k: 4k - 3
 
 
 @dataclass(frozen=True)
@@ -152,8 +150,8 @@ def _covering_latents(num_frames: int) -> int:
 def _check_settings(s: DFSettings) -> None:
     if s.steps < 1 or s.shift <= 0:
         raise SkyReelsInputError(f"steps must be >= 1 and shift > 0 (got steps={s.steps}, shift={s.shift}).")
-    if s.sampler not in SAMPLERS:
-        raise SkyReelsInputError(f"sampler must be one of {SAMPLERS}, got {s.sampler!r}.")
+    if s.solver not in SOLVERS:
+        raise SkyReelsInputError(f"solver must be one of {tuple(SOLVERS)}, got {s.solver!r}.")
     check_frames(s.base_num_frames, "base_num_frames")
     if s.overlap_history is not None:
         check_frames(s.overlap_history, "overlap_history")
@@ -220,7 +218,7 @@ def plan_df(num_frames: int, settings: DFSettings, given_latents: int = 0, with_
     if total <= given_latents:
         raise SkyReelsInputError(
             f"num_frames={num_frames} ({total} latents) leaves nothing to generate after the {given_latents} given "
-            f"prefix latents ({TIME_STRIDE * (given_latents - 1) + 1} frames); ask for more frames."
+            f"prefix latents ({pixel_frames(given_latents)} frames); ask for more frames."
         )
     base = latent_frames(s.base_num_frames)
     overlap = None if s.overlap_history is None else latent_frames(s.overlap_history)
@@ -265,77 +263,12 @@ def match_color(x: torch.Tensor, reference: torch.Tensor, strength: float = 1.0)
     return torch.lerp(x, matched, float(strength))
 
 
-def _make_schedulers(n: int, s: DFSettings) -> list:
-    """One scheduler per latent frame (each keeps its own multistep history); UniPC frames share one table."""
-    if s.sampler == "euler":
-        return [FlowEulerScheduler(s.steps, s.shift) for _ in range(n)]
-    table, timesteps = UniPCTable.for_flow(s.steps, float(s.shift)), flow_sigmas(s.steps, s.shift)[1]
-    out = []
-    for _ in range(n):
-        sched = FlowUniPCScheduler()
-        sched.set_table(table, timesteps)
-        out.append(sched)
-    return out
-
-
-def _append_end_column(matrix: TimestepMatrix) -> TimestepMatrix:
-    """The end-image latent: one more column, t = 0, never updated; fed to the model when the interval reaches it."""
-    rows, width = matrix.step_matrix.shape
-    zeros = matrix.step_matrix.new_zeros(rows, 1)
-    intervals = [(a, b + 1 if b == width else b) for a, b in matrix.valid_interval]
-    return TimestepMatrix(
-        torch.cat([matrix.step_matrix, zeros], 1),
-        torch.cat([matrix.step_index, zeros], 1),
-        torch.cat([matrix.update_mask, matrix.update_mask.new_zeros(rows, 1)], 1),
-        intervals,
-    )
-
-
-def _model_input(latents, t_row, start, end, prefix, s: DFSettings, generator):
-    """Window slice and its [B, F] timesteps; clean prefix frames re-noised to t = addnoise_condition."""
-    x = latents[:, :, start:end].clone()
-    t = t_row[None, start:end].repeat(latents.shape[0], 1).to(latents.device)
-    if s.addnoise_condition > 0 and start < prefix:
-        n = prefix - start
-        noise = torch.randn(x[:, :, :n].shape, generator=generator, device=generator.device, dtype=torch.float32)
-        x[:, :, :n] = flow_noise(x[:, :, :n], noise.to(x.device, x.dtype), 0.001 * s.addnoise_condition)
-        t[:, :n] = int(s.addnoise_condition)
-    return x, t
-
-
-@torch.no_grad()
-def sample_df_window(
-    model: ModelFn,
-    latents: torch.Tensor,
-    matrix: TimestepMatrix,
-    settings: DFSettings,
-    context: torch.Tensor,
-    negative_context: torch.Tensor | None = None,
-    *,
-    prefix: int = 0,
-    generator: torch.Generator | None = None,
-    progress: Callable[[], None] | None = None,
-) -> torch.Tensor:
-    """Run every row of `matrix` on one window: latents [B, 16, F, h, w] (F = matrix width), updated in place.
-
-    Row r: the model sees frames valid_interval[r] at timesteps step_matrix[r] (clean prefix at t = a, re-noised);
-    each frame with update_mask[r] True advances its own scheduler by one step. `progress()` runs after each row.
-    """
-    generator = generator or torch.Generator().manual_seed(0)
-    schedulers = _make_schedulers(latents.shape[2], settings)
-    fps = fps_index(settings.fps)
-    for r in range(len(matrix.step_matrix)):
-        start, end = matrix.valid_interval[r]
-        t_row, mask = matrix.step_matrix[r], matrix.update_mask[r]
-        x, t = _model_input(latents, t_row, start, end, prefix, settings, generator)
-        v = guided_velocity(model, x, t, context, negative_context, settings.guidance_scale, fps=fps)
-        for f in range(start, end):
-            if mask[f]:
-                latents[:, :, f] = schedulers[f].step(v[:, :, f - start], t_row[f], latents[:, :, f])
-        del x, t, v
-        if progress is not None:
-            progress()
-    return latents
+def df_denoiser(model, context, negative_context, s: DFSettings) -> WanDenoiser:
+    """The DF model as a Wan denoiser; the fps index goes only to models with the fps branch (DF-1.3B)."""
+    kwargs = {}
+    if getattr(getattr(model, "config", None), "inject_sample_info", True):
+        kwargs["fps"] = fps_index(s.fps)
+    return WanDenoiser(model, context, negative_context, CFG(s.guidance_scale), **kwargs)
 
 
 def _check_latents(name: str, lat: torch.Tensor | None, batch: int, channels: int, size: tuple[int, int]):
@@ -348,24 +281,19 @@ def _check_latents(name: str, lat: torch.Tensor | None, batch: int, channels: in
         )
 
 
+def _offset(callback: StepCallback | None, done: int, total: int) -> StepCallback | None:
+    """A window's callback(step, len(window), x0) as one count over every window: callback(done + step, total, x0)."""
+    if callback is None:
+        return None
+    return lambda step, _, x0: callback(done + step, total, x0)
+
+
 def _window_latents(out, w: DFWindow, noise_gen, device, dtype):
     """Carried/given clean latents for the prefix, fresh seeded noise for the rest."""
     b, c, _, h, wd = out.shape
     noise = torch.randn((b, c, w.length - w.prefix, h, wd), generator=noise_gen, device=noise_gen.device)
     clean = out[:, :, w.start : w.start + w.prefix].to(device, dtype)
     return torch.cat([clean, noise.to(device, dtype)], dim=2)
-
-
-class _Progress:
-    """Calls callback(done, total) once per real model step (row) over all windows; the callback may raise."""
-
-    def __init__(self, total: int, callback: ProgressFn | None):
-        self.done, self.total, self.callback = 0, total, callback
-
-    def __call__(self) -> None:
-        self.done += 1
-        if self.callback is not None:
-            self.callback(self.done, self.total)
 
 
 @torch.no_grad()
@@ -381,7 +309,7 @@ def generate_df_video(
     end_latent: torch.Tensor | None = None,
     seed: int = 0,
     generator: torch.Generator | None = None,
-    callback: ProgressFn | None = None,
+    callback: StepCallback | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     output_device: torch.device | str | None = None,
@@ -407,16 +335,19 @@ def generate_df_video(
     if given:
         out[:, :, :given] = prefix_latents.to(out)
     gen = generator or torch.Generator().manual_seed(int(seed))
-    progress = _Progress(plan.total_steps, callback)
-    template = flow_sigmas(s.steps, s.shift)[1]
+    denoiser = df_denoiser(model, context, negative_context, s)
+    grid = flow_grid(s.steps, s.shift)
+    template = (grid[:-1] * NUM_TRAIN_TIMESTEPS).to(torch.int64)
+    done = 0
     for w in plan.windows:
         lat = _window_latents(out, w, gen, device, dtype)
         matrix = generate_timestep_matrix(w.length, template, w.model_frames, s.ar_step, w.prefix, s.causal_block_size)
         if w.with_end:
-            lat, matrix = torch.cat([lat, end_latent.to(device, dtype)], dim=2), _append_end_column(matrix)
-        sample_df_window(
-            model, lat, matrix, s, context, negative_context, prefix=w.prefix, generator=gen, progress=progress
-        )
+            lat, matrix = torch.cat([lat, end_latent.to(device, dtype)], dim=2), append_clean_column(matrix, s.steps)
+        schedule = DFSchedule(matrix, grid, w.prefix, s.addnoise_condition)
+        lat = sample(denoiser, lat, schedule, s.solver, _offset(callback, done, plan.total_steps),
+                     noise=lambda shape: torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float32))
+        done += len(schedule)
         new = lat[:, :, w.prefix : w.length]
         if w.index > 0 and s.color_match > 0:
             first = plan.windows[0]

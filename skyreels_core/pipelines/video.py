@@ -2,30 +2,27 @@
 
 The reference pipelines (SkyReels-V2 `Text2VideoPipeline`, `Image2VideoPipeline`) are one loop:
 noise -> for each timestep: cond/uncond velocity, CFG, scheduler step -> VAE decode. This module is that
-loop, with the pieces the reference leaves implicit made explicit: seeded CPU noise (the same seed gives
-the same video on any device), denoise < 1 for video-to-video, a per-step callback (progress, previews,
-cancel), and the I2V condition built for a start image, an end image, or both.
+recipe over the one sampling loop (sampling/loop.py): seeded CPU noise (the same seed gives the same video on any
+device), the flow schedule (denoise < 1 for video-to-video), the Wan denoiser with CFG, and the I2V condition
+built for a start image, an end image, or both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 from dataclasses import dataclass
 
 import torch
 
 from ..errors import SkyReelsInputError
-from ..sampling.euler import FlowEulerScheduler
-from ..sampling.guidance import guided_velocity, to_denoised
-from ..sampling.schedules import flow_noise
-from ..sampling.unipc import FlowUniPCScheduler
+from ..sampling.guidance import CFG
+from ..sampling.loop import StepCallback, sample, solver_class
+from ..sampling.noise import flow_noise, seeded_noise
+from ..sampling.schedules import FlowSchedule
 from ..shapes import TIME_STRIDE, VideoLatentShape, check_frames
+from .denoisers import WanDenoiser
 
-__all__ = ["ImageCondition", "SAMPLERS", "make_i2v_condition", "i2v_mask", "sample_video", "generate", "seeded_noise"]
-
-SAMPLERS = {"unipc": FlowUniPCScheduler, "euler": FlowEulerScheduler}
-
-StepCallback = Callable[[int, int, torch.Tensor], None]
+__all__ = ["ImageCondition", "check_guidance", "i2v_mask", "make_i2v_condition", "sample_video"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +37,11 @@ class ImageCondition:
     clip_fea: torch.Tensor | None = None
 
 
-def seeded_noise(shape: tuple[int, ...], seed: int) -> torch.Tensor:
-    """float32 standard normal noise from a CPU generator, so a seed means the same video everywhere."""
-    generator = torch.Generator("cpu").manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
-    return torch.randn(shape, generator=generator, dtype=torch.float32)
+def check_guidance(*scales: float) -> None:
+    """Guidance scales must be finite (a NaN would silently give a NaN video)."""
+    for scale in scales:
+        if not math.isfinite(scale):
+            raise SkyReelsInputError(f"cfg must be a finite number (reference: 6.0 T2V, 5.0 I2V); got {scale}.")
 
 
 def i2v_mask(known_pixel_frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -97,16 +95,6 @@ def make_i2v_condition(
     return ImageCondition(y=y, clip_fea=clip_fea)
 
 
-def _call_model(model, dtype):
-    """Adapt the DiT to `guided_velocity`: cast inputs to the weight dtype, return float32 velocity."""
-
-    def call(x, t, context, **kwargs):
-        kwargs = {k: (v.to(x.device, dtype) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
-        return model(x.to(dtype), t, context.to(x.device, dtype), **kwargs).float()
-
-    return call
-
-
 @torch.no_grad()
 def sample_video(
     model,
@@ -118,80 +106,28 @@ def sample_video(
     cfg: float,
     shift: float,
     seed: int,
-    sampler: str = "unipc",
+    solver: str = "unipc",
     denoise: float = 1.0,
     image_cond: ImageCondition | None = None,
     callback: StepCallback | None = None,
 ) -> torch.Tensor:
-    """Sample a video latent.
+    """Sample a video latent (T2V, or I2V with `image_cond`).
 
     latent: [B, 16, F, h, w]; with denoise 1 only its shape matters, with denoise < 1 it is the starting
     video (video-to-video). positive / negative: text contexts [B or 1, L, text_dim].
     callback(step, total, x0) runs after every step; raising from it cancels sampling.
-    Returns the denoised latent [B, 16, F, h, w] (float32).
+    Returns the denoised latent [B, 16, F, h, w] (float32, CPU).
     """
-    if steps < 1:
-        raise SkyReelsInputError(f"steps must be at least 1, got {steps}.")
-    if sampler not in SAMPLERS:
-        raise SkyReelsInputError(f"Unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}.")
-    if not 0.0 < denoise <= 1.0:
-        raise SkyReelsInputError(f"denoise must be in (0, 1], got {denoise}.")
-    param = next(model.parameters())
-    scheduler = SAMPLERS[sampler](steps, shift, denoise)
-    first = scheduler.begin_index or 0
-    sigmas, timesteps = scheduler.sigmas[first:], scheduler.timesteps[first:]
+    check_guidance(cfg)
+    schedule = FlowSchedule.for_steps(steps, shift, denoise)
+    solver_class(solver)
+    device = next(model.parameters()).device
     noise = seeded_noise(tuple(latent.shape), seed)
-    x = noise if first == 0 else flow_noise(latent.float(), noise, float(sigmas[0]))
-    x = x.to(param.device)
+    x = noise if schedule.first == 0 else flow_noise(latent.float(), noise, schedule.start_sigma)
     cond = {}
     if image_cond is not None:
         cond["y"] = image_cond.y
         if image_cond.clip_fea is not None:
             cond["clip_fea"] = image_cond.clip_fea
-    call = _call_model(model, param.dtype)
-    for i, t in enumerate(timesteps):
-        t_batch = t.expand(x.shape[0]).to(param.device)
-        # Two forwards (not one of batch 2B) like the reference: half the activation memory.
-        velocity = guided_velocity(call, x, t_batch, positive, negative, cfg, batch_cfg=False, **cond)
-        x0 = to_denoised(x, velocity, float(sigmas[i]))
-        x = scheduler.step(velocity, t, x)
-        if callback is not None:
-            callback(i + 1, steps, x0)
-    return x.cpu()
-
-
-@torch.no_grad()
-def generate(
-    model,
-    vae,
-    context: torch.Tensor,
-    negative_context: torch.Tensor | None = None,
-    *,
-    frames: int = 97,
-    height: int = 544,
-    width: int = 960,
-    steps: int = 30,
-    cfg: float = 6.0,
-    shift: float = 8.0,
-    seed: int = 0,
-    sampler: str = "unipc",
-    start_image: torch.Tensor | None = None,
-    end_image: torch.Tensor | None = None,
-    clip_fea: torch.Tensor | None = None,
-    callback: StepCallback | None = None,
-) -> torch.Tensor:
-    """T2V (no images) or I2V (start and/or end image) end to end from tensors.
-
-    context: umT5 output [1, 512, 4096]; images [1, 3, height, width] in [-1, 1].
-    Returns the video [1, 3, frames, height, width] in [-1, 1].
-    """
-    shape = VideoLatentShape.from_pixels(frames, height, width)
-    image_cond = None
-    if start_image is not None or end_image is not None:
-        image_cond = make_i2v_condition(vae, start_image, end_image, frames, height, width, clip_fea)
-    latent = torch.zeros(shape.as_tuple())
-    latent = sample_video(
-        model, latent, positive=context, negative=negative_context, steps=steps, cfg=cfg, shift=shift,
-        seed=seed, sampler=sampler, image_cond=image_cond, callback=callback,
-    )
-    return vae.decode(latent)
+    denoiser = WanDenoiser(model, positive, negative, CFG(cfg), **cond)
+    return sample(denoiser, x.to(device), schedule, solver, callback).cpu()

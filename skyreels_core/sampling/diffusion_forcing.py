@@ -15,8 +15,10 @@ from typing import NamedTuple
 import torch
 
 from ..errors import SkyReelsInputError
+from .loop import Step
+from .schedules import SIGMA_MAX
 
-__all__ = ["TimestepMatrix", "generate_timestep_matrix", "num_matrix_rows"]
+__all__ = ["DFSchedule", "TimestepMatrix", "append_clean_column", "generate_timestep_matrix", "num_matrix_rows"]
 
 
 class TimestepMatrix(NamedTuple):
@@ -124,3 +126,49 @@ def num_matrix_rows(num_frames: int, steps: int, ar_step: int, num_pre_ready: in
     if gen_blocks <= 0:
         return 0
     return steps + (gen_blocks - 1) * min(ar_step, steps) if ar_step > 0 else steps
+
+
+def append_clean_column(matrix: TimestepMatrix, steps: int) -> TimestepMatrix:
+    """One more latent frame, clean from the start and never updated (an end image): t = 0, index steps + 1 (done).
+
+    It is fed to the model once the valid interval reaches the last generated frame.
+    """
+    rows, width = matrix.step_matrix.shape
+    zeros = matrix.step_matrix.new_zeros(rows, 1)
+    intervals = [(a, b + 1 if b == width else b) for a, b in matrix.valid_interval]
+    return TimestepMatrix(
+        torch.cat([matrix.step_matrix, zeros], 1),
+        torch.cat([matrix.step_index, torch.full_like(zeros, steps + 1)], 1),
+        torch.cat([matrix.update_mask, matrix.update_mask.new_zeros(rows, 1)], 1),
+        intervals,
+    )
+
+
+class DFSchedule:
+    """Diffusion forcing as data for the one sampling loop: one `Step` per timestep-matrix row.
+
+    grid: the flow grid the matrix's template comes from (float64 [N + 1], trailing 0). A frame at index k of the
+    extended template [999] + template + [0] is at sigma SIGMA_MAX (k = 0, not started: pure noise, t = 999),
+    grid[k - 1] (solver step k - 1) or 0 (k = N + 1, clean). The first `prefix` frames are given clean; with addnoise > 0 the
+    model sees them re-noised to sigma = addnoise / 1000 (t = addnoise) at every row. Only frames inside a row's
+    valid interval are seen and updated (as the reference).
+    """
+
+    def __init__(self, matrix: TimestepMatrix, grid: torch.Tensor, prefix: int = 0, addnoise: float = 0.0):
+        self.matrix, self.sigmas = matrix, grid.float()
+        levels = torch.cat([grid.new_tensor([SIGMA_MAX]), grid[:-1], grid.new_zeros(1)])
+        self.sigma_rows = levels[matrix.step_index]
+        self.renoise = None
+        if addnoise > 0 and prefix > 0:
+            self.sigma_rows[:, :prefix] = 0.001 * addnoise
+            self.renoise = torch.zeros(matrix.step_index.shape[1], dtype=torch.bool)
+            self.renoise[:prefix] = True
+
+    def __len__(self) -> int:
+        return len(self.matrix.step_matrix)
+
+    def __getitem__(self, r: int) -> Step:
+        start, end = self.matrix.valid_interval[r]
+        update = torch.zeros_like(self.matrix.update_mask[r])
+        update[start:end] = self.matrix.update_mask[r, start:end]
+        return Step(self.sigma_rows[r], self.matrix.step_index[r] - 1, update, (start, end), self.renoise)

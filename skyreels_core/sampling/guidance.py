@@ -1,32 +1,25 @@
-"""Classifier-free guidance on flow velocity, and the one place where velocity becomes x0.
+"""Guidance as small objects, and the one place where flow velocity becomes x0.
 
-A velocity model is `model(x [B, C, F, H, W], t, context [B, L, D], **kwargs) -> v [B, C, F, H, W]` with
-t of shape [B] (one timestep per sample) or [B, F] (one per latent frame, diffusion forcing).
+A guidance object names the model calls ("branches") a denoiser must run for one step and combines their
+velocities: `CFG` (one prompt pair), `AVGuidance` (SkyReels-V4 per-modality CFG + sync guidance). A new scheme
+(e.g. SkyReels-V3's separate text and image guidance) is another small class with new branch names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
-__all__ = [
-    "VelocityDenoiser",
-    "cfg_combine",
-    "expand_sigma",
-    "guided_velocity",
-    "to_denoised",
-    "velocity_to_denoised",
-]
-
-TIMESTEP_SCALE = 1000.0
+__all__ = ["AVGuidance", "CFG", "cfg_combine", "expand_sigma", "to_denoised"]
 
 
 def expand_sigma(sigma, x: torch.Tensor):
-    """Broadcast sigma against x [B, C, F, ...]: float / 0-d as is, [B] -> [B, 1, 1, ...], [B, F] -> [B, 1, F, 1, ...]."""
+    """Broadcast sigma against x [B, C, F, ...]: float / 0-d as is, [B] -> [B, 1, 1, ...], [B, F] -> [B, 1, F, 1, ...];
+    a sigma with x's number of dims is taken as already broadcastable."""
     if not isinstance(sigma, torch.Tensor) or sigma.ndim == 0:
         return sigma
     sigma = sigma.to(device=x.device, dtype=x.dtype)
+    if sigma.ndim == x.ndim:
+        return sigma
     if sigma.ndim == 1:
         return sigma.view(-1, *([1] * (x.ndim - 1)))
     if sigma.ndim == 2:
@@ -44,84 +37,59 @@ def cfg_combine(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch
     return uncond + scale * (cond - uncond)
 
 
-def _double_kwarg(value, batch: int):
-    """Repeat a per-sample model kwarg for the [cond; uncond] batch; everything else passes through."""
-    if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == batch:
-        return torch.cat([value, value])
-    if isinstance(value, (list, tuple)) and len(value) == batch:
-        return type(value)(list(value) + list(value))
-    return value
+class CFG:
+    """Classifier-free guidance (Ho & Salimans 2022): v = v_u + scale (v_c - v_u).
 
-
-def guided_velocity(
-    model: Callable,
-    x: torch.Tensor,
-    t: torch.Tensor,
-    context: torch.Tensor,
-    negative_context: torch.Tensor | None = None,
-    guidance_scale: float = 1.0,
-    *,
-    batch_cfg: bool = True,
-    **model_kwargs,
-) -> torch.Tensor:
-    """Velocity with CFG: v_u + g * (v_c - v_u), t [B] or [B, F].
-
-    Runs only the conditional pass when g == 1 or there is no negative context. Otherwise cond and uncond go
-    through one forward of batch 2B when `batch_cfg` and the two contexts have the same shape (two forwards else).
-    """
-    if guidance_scale == 1.0 or negative_context is None:
-        return model(x, t, context, **model_kwargs)
-    if batch_cfg and negative_context.shape == context.shape:
-        b = x.shape[0]
-        kwargs = {k: _double_kwarg(v, b) for k, v in model_kwargs.items()}
-        v = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([context, negative_context]), **kwargs)
-        cond, uncond = v.chunk(2)
-    else:
-        cond = model(x, t, context, **model_kwargs)
-        uncond = model(x, t, negative_context, **model_kwargs)
-    return cfg_combine(cond, uncond, guidance_scale)
-
-
-class VelocityDenoiser:
-    """k-diffusion adapter: wraps a velocity model into `denoiser(x, sigma [B] or [B, F], **extra) -> x0`.
-
-    The model is called with t = timestep_fn(sigma) (default 1000 * sigma as a float, ComfyUI's flow timestep;
-    pass `lambda s: (s * 1000).long()` for the reference's truncated integers).
+    Branches are named model calls that a denoiser runs: "cond" (positive prompt) and "uncond" (negative prompt).
+    With scale 1, or no negative prompt, only "cond" runs (half the model calls) and is returned exactly.
     """
 
-    def __init__(
-        self,
-        model: Callable,
-        context: torch.Tensor,
-        negative_context: torch.Tensor | None = None,
-        guidance_scale: float = 1.0,
-        timestep_fn: Callable | None = None,
-        batch_cfg: bool = True,
-    ):
-        self.model = model
-        self.context = context
-        self.negative_context = negative_context
-        self.guidance_scale = guidance_scale
-        self.timestep_fn = timestep_fn or (lambda s: s * TIMESTEP_SCALE)
-        self.batch_cfg = batch_cfg
+    def __init__(self, scale: float = 1.0):
+        self.scale = float(scale)
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **model_kwargs) -> torch.Tensor:
-        sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32)
-        if sigma.ndim == 0:
-            sigma = sigma.expand(x.shape[0])
-        v = guided_velocity(
-            self.model,
-            x,
-            self.timestep_fn(sigma),
-            self.context,
-            self.negative_context,
-            self.guidance_scale,
-            batch_cfg=self.batch_cfg,
-            **model_kwargs,
-        )
-        return to_denoised(x, v, sigma)
+    def branches(self, has_negative: bool) -> tuple[str, ...]:
+        return ("cond", "uncond") if has_negative and self.scale != 1.0 else ("cond",)
+
+    def combine(self, preds: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "uncond" not in preds:
+            return preds["cond"]
+        return cfg_combine(preds["cond"], preds["uncond"], self.scale)
 
 
-def velocity_to_denoised(model: Callable, context: torch.Tensor, **kwargs) -> VelocityDenoiser:
-    """`VelocityDenoiser(model, context, **kwargs)`: a velocity model as a k-diffusion denoiser (x, sigma) -> x0."""
-    return VelocityDenoiser(model, context, **kwargs)
+class AVGuidance:
+    """Per-modality CFG plus audio-video sync guidance (SkyReels-V4; LTX-2 / Ovi style), on (video, audio) pairs.
+
+    v_m = v_u + cfg_m (v_c - v_u) + (sync_scale - 1) (v_c - v_c_nocross), where "nocross" is the conditional call
+    with the audio<->video cross-attention switched off. "uncond" runs only when a cfg != 1 and a negative prompt
+    exists; "nocross" only when sync_scale != 1, so sync_scale 1 is exactly plain per-modality CFG, and a modality
+    with cfg 1 takes v_c exactly. A modality the model does not generate is None throughout.
+    """
+
+    def __init__(self, video_cfg: float, audio_cfg: float, sync_scale: float = 1.0):
+        self.video_cfg, self.audio_cfg, self.sync_scale = float(video_cfg), float(audio_cfg), float(sync_scale)
+
+    def branches(self, has_negative: bool) -> tuple[str, ...]:
+        names = ("cond",)
+        if has_negative and (self.video_cfg != 1.0 or self.audio_cfg != 1.0):
+            names += ("uncond",)
+        return names + (("nocross",) if self.sync_scale != 1.0 else ())
+
+    def combine(self, preds: dict[str, tuple]) -> tuple:
+        cond = preds["cond"]
+        uncond = preds.get("uncond", (None, None))
+        out = [_cfg_or_cond(c, u, s) for c, u, s in zip(cond, uncond, (self.video_cfg, self.audio_cfg), strict=True)]
+        if "nocross" in preds:
+            out = [_add_sync(v, c, n, self.sync_scale) for v, c, n in zip(out, cond, preds["nocross"], strict=True)]
+        return tuple(out)
+
+
+def _cfg_or_cond(cond, uncond, scale: float):
+    if cond is None or uncond is None or scale == 1.0:
+        return cond
+    return cfg_combine(cond, uncond, scale)
+
+
+def _add_sync(v, cond, nocross, sync_scale: float):
+    if v is None or nocross is None:
+        return v
+    return v + (sync_scale - 1.0) * (cond - nocross)

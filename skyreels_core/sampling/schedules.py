@@ -8,18 +8,22 @@ Conventions (flow matching, rectified flow):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+
+from ..errors import SkyReelsInputError
+from .loop import Step
 
 __all__ = [
     "NUM_TRAIN_TIMESTEPS",
     "SIGMA_MAX",
     "SIGMA_MIN",
+    "FlowSchedule",
     "denoise_start_index",
-    "flow_noise",
+    "flow_grid",
     "flow_sigmas",
-    "flow_sigmas_denoise",
-    "schedule_index",
     "shift_sigmas",
 ]
 
@@ -35,21 +39,28 @@ def shift_sigmas(sigmas, shift: float):
     return shift * sigmas / (1 + (shift - 1) * sigmas)
 
 
+def flow_grid(steps: int, shift: float, sigma_max: float = SIGMA_MAX, sigma_min: float = SIGMA_MIN) -> torch.Tensor:
+    """Inference grid of `FlowUniPCMultistepScheduler.set_timesteps(steps, shift=shift)` in float64 [steps + 1].
+
+    Computed like the reference (numpy linspace in float64, then the shift), with the trailing 0 appended.
+    """
+    if steps < 1:
+        raise SkyReelsInputError(f"steps must be at least 1, got {steps}.")
+    if not (math.isfinite(shift) and shift > 0):
+        raise SkyReelsInputError(f"shift must be a positive number (reference: 8.0 T2V, 5.0 I2V); got {shift}.")
+    sigmas = shift_sigmas(np.linspace(sigma_max, sigma_min, steps + 1)[:-1], float(shift))
+    return torch.from_numpy(np.concatenate([sigmas, [0.0]]))
+
+
 def flow_sigmas(
     steps: int, shift: float, sigma_max: float = SIGMA_MAX, sigma_min: float = SIGMA_MIN
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inference grid of `FlowUniPCMultistepScheduler.set_timesteps(steps, shift=shift)`.
+    """The reference's tables: (sigmas float32 [steps + 1] ending in 0, timesteps int64 [steps]).
 
-    Returns (sigmas float32 [steps + 1] ending in 0, timesteps int64 [steps]). The grid is computed in float64
-    (numpy linspace, as the reference), timesteps are truncated, sigmas are rounded to float32 at the end.
+    The model sees int64(1000 sigma) of the float64 grid (TRUNCATED); the solver uses the float32 sigmas.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    sigmas = np.linspace(sigma_max, sigma_min, steps + 1)[:-1]
-    sigmas = shift_sigmas(sigmas, float(shift))
-    timesteps = torch.from_numpy(sigmas * NUM_TRAIN_TIMESTEPS).to(torch.int64)
-    sigmas = torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))
-    return sigmas, timesteps
+    grid = flow_grid(steps, shift, sigma_max, sigma_min)
+    return grid.float(), (grid[:-1] * NUM_TRAIN_TIMESTEPS).to(torch.int64)
 
 
 def denoise_start_index(steps: int, denoise: float) -> tuple[int, int]:
@@ -64,26 +75,33 @@ def denoise_start_index(steps: int, denoise: float) -> tuple[int, int]:
     return total, total - steps
 
 
-def flow_sigmas_denoise(
-    steps: int, shift: float, denoise: float = 1.0, sigma_max: float = SIGMA_MAX, sigma_min: float = SIGMA_MIN
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The last `steps` steps of the `int(steps / denoise)`-step schedule: (sigmas [steps + 1], timesteps [steps]).
+class FlowSchedule:
+    """Every frame down one sigma grid: a model call per grid point from `first` on (k-diffusion's `sigmas`).
 
-    With denoise = 1 this is `flow_sigmas(steps, shift)`. Start from `flow_noise(x0, noise, sigmas[0])`.
+    grid: float64 [N + 1] with the trailing 0; `sigmas` is the solver's float32 copy. `for_steps` builds the
+    reference grid, with denoise < 1 the last `steps` steps of an int(steps / denoise)-step grid: sampling then
+    starts from `flow_noise(x0, noise, start_sigma)`.
     """
-    total, start = denoise_start_index(steps, denoise)
-    sigmas, timesteps = flow_sigmas(total, shift, sigma_max, sigma_min)
-    return sigmas[start:], timesteps[start:]
 
+    def __init__(self, grid: torch.Tensor, first: int = 0):
+        self.grid, self.first = grid.to(torch.float64), int(first)
+        self.sigmas = self.grid.float()
 
-def flow_noise(x0: torch.Tensor, noise: torch.Tensor, sigma) -> torch.Tensor:
-    """Forward flow process: (1 - sigma) * x0 + sigma * noise (sigma: float, or a tensor broadcastable to x0)."""
-    return x0 * (1.0 - sigma) + noise * sigma
+    @classmethod
+    def for_steps(cls, steps: int, shift: float, denoise: float = 1.0) -> FlowSchedule:
+        if not 0.0 < denoise <= 1.0:
+            raise SkyReelsInputError(f"denoise must be in (0, 1], got {denoise}.")
+        total, first = denoise_start_index(steps, denoise)
+        return cls(flow_grid(total, shift), first)
 
+    @property
+    def start_sigma(self) -> float:
+        return float(self.sigmas[self.first])
 
-def schedule_index(timesteps: torch.Tensor, timestep) -> int:
-    """Index of `timestep` on a schedule; the reference starts at the 2nd match when a value repeats."""
-    idx = (timesteps == int(timestep)).nonzero().flatten()
-    if len(idx) == 0:
-        raise ValueError(f"timestep {int(timestep)} is not on this schedule: {timesteps.tolist()}")
-    return int(idx[1 if len(idx) > 1 else 0])
+    def __len__(self) -> int:
+        return len(self.grid) - 1 - self.first
+
+    def __getitem__(self, i: int) -> Step:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return Step(sigma=self.grid[self.first + i], index=self.first + i)

@@ -9,8 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from skyreels_core.sampling.schedules import flow_sigmas
-from skyreels_core.sampling.unipc import FlowUniPCScheduler, sample_unipc
+from skyreels_core.sampling.guidance import to_denoised
+from skyreels_core.sampling.loop import sample
+from skyreels_core.sampling.schedules import NUM_TRAIN_TIMESTEPS, FlowSchedule, flow_sigmas
+from skyreels_core.sampling.solvers import UniPCSolver
 
 FOLDER = Path(__file__).resolve().parent / "fixtures" / "P3_unipc"
 
@@ -57,14 +59,14 @@ def test_trajectory_step_by_step(case):
     meta, io = case
     tol = _tol(meta)
     args = meta["set_timesteps_args"]
-    scheduler = FlowUniPCScheduler()
-    scheduler.set_timesteps(args["num_inference_steps"], shift=args["shift"])
+    sigmas, timesteps = flow_sigmas(args["num_inference_steps"], args["shift"])
+    scheduler = UniPCSolver(sigmas)
     latent = io["noise"].clone()
     torch.testing.assert_close(latent, io["samples"][0], atol=0, rtol=0)
-    for i, t in enumerate(scheduler.timesteps):
+    for i, t in enumerate(timesteps):
         mo = _toy_velocity(latent, t)
         torch.testing.assert_close(mo, io["model_outputs"][i], **tol)
-        latent = scheduler.step(mo[None], t, latent[None])[0]
+        latent = scheduler.step(latent[None], mo[None], to_denoised(latent[None], mo[None], sigmas[i].item()), i)[0]
         assert scheduler.this_order == int(io["solver_order_used"][i]), f"order at step {i}"
         torch.testing.assert_close(scheduler.x0_pred[0], io["x0_pred"][i], **tol, msg=f"x0_pred step {i}")
         torch.testing.assert_close(
@@ -73,16 +75,14 @@ def test_trajectory_step_by_step(case):
         torch.testing.assert_close(latent, io["samples"][i + 1], **tol, msg=f"sample after step {i}")
 
 
-def test_k_diffusion_function_matches_trajectory(case):
-    """sample_unipc (model returns x0) walks the same trajectory as the stateful scheduler."""
+def test_the_sampling_loop_matches_trajectory(case):
+    """The one sampling loop (a velocity denoiser, the reference's truncated integer t) walks the same trajectory."""
     meta, io = case
     args = meta["set_timesteps_args"]
-    sigmas, timesteps = flow_sigmas(args["num_inference_steps"], args["shift"])
-    lookup = dict(zip(sigmas[:-1].tolist(), timesteps.tolist(), strict=True))
 
     def denoiser(x, sigma):
-        s = float(sigma[0])
-        return x - s * _toy_velocity(x, lookup[s])
+        return _toy_velocity(x, int((sigma * NUM_TRAIN_TIMESTEPS).to(torch.int64)))
 
-    out = sample_unipc(denoiser, io["noise"][None].clone(), sigmas)
+    schedule = FlowSchedule.for_steps(args["num_inference_steps"], args["shift"])
+    out = sample(denoiser, io["noise"][None].clone(), schedule, "unipc")
     torch.testing.assert_close(out[0], io["samples"][-1], **_tol(meta))

@@ -175,7 +175,7 @@ def _run(model, num_frames=45, settings=None, **kw):
 
 
 def test_generated_frames_reach_the_data():
-    for sampler in ("unipc", "euler"):
+    for solver in ("unipc", "euler"):
         res = _run(
             ToyModel(),
             settings=DFSettings(
@@ -184,7 +184,7 @@ def test_generated_frames_reach_the_data():
                 base_num_frames=17,
                 overlap_history=5,
                 guidance_scale=1.0,
-                sampler=sampler,
+                solver=solver,
                 addnoise_condition=0,
             ),
         )
@@ -258,20 +258,21 @@ def test_cfg_uses_negative_context_and_fps_index():
     model = ToyModel()
     settings = DFSettings(steps=2, shift=3.0, base_num_frames=9, overlap_history=None, guidance_scale=5.0, fps=16)
     generate_df_video(model, _ctx(), 9, (H, W), settings, negative_context=_ctx(value=-1.0), channels=4)
-    assert len(model.calls) == 2 and model.calls[0]["x"].shape[0] == 2  # cond + uncond batched
-    assert model.calls[0]["ctx"][1].eq(-1).all() and model.calls[0]["fps"] == 0
+    # cond + uncond: two passes of batch 1 per step (pipelines/denoisers.py says why), the negative prompt second
+    assert len(model.calls) == 4 and all(c["x"].shape[0] == 1 for c in model.calls)
+    assert model.calls[1]["ctx"].eq(-1).all() and model.calls[0]["ctx"].eq(1).all() and model.calls[0]["fps"] == 0
 
 
 def test_progress_counts_real_steps_and_can_cancel():
     seen = []
-    res = _run(ToyModel(), callback=lambda d, t: seen.append((d, t)))
+    res = _run(ToyModel(), callback=lambda d, t, x0: seen.append((d, t)))
     total = res.plan.total_steps
     assert seen == [(i, total) for i in range(1, total + 1)]
 
     class Cancelled(Exception):
         pass
 
-    def cancel(done, total):
+    def cancel(done, total, x0):
         if done == 3:
             raise Cancelled
 
@@ -298,7 +299,7 @@ def test_async_blocks_and_sliding_window():
         (DFSettings(base_num_frames=17, overlap_history=5, ar_step=2, causal_block_size=2), {}, "must divide"),
         (DFSettings(base_num_frames=17, overlap_history=5, ar_step=31), {}, "ar_step must be in"),
         (DFSettings(base_num_frames=18), {}, "base_num_frames must be 4n"),
-        (DFSettings(sampler="dpm"), {}, "sampler must be"),
+        (DFSettings(solver="dpm"), {}, "solver must be"),
         (DFSettings(base_num_frames=17, overlap_history=5), {"prefix_latents": torch.zeros(1, 4, 1, 3, 3)}, "prefix_la"),
         (DFSettings(base_num_frames=17, overlap_history=5), {"end_latent": torch.zeros(1, 4, 2, H, W)}, "1 latent fr"),
         (DFSettings(base_num_frames=17, overlap_history=5, causal_block_size=5, ar_step=5),

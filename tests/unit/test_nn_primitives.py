@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from skyreels_core.nn.attention import attention
 from skyreels_core.nn import attention as attention_module
+from skyreels_core.nn.attention import attention
 from skyreels_core.nn.rope import grid_positions, rope_angles, rope_apply, rope_axis_pairs
 
 

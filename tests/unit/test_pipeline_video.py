@@ -6,7 +6,8 @@ import torch
 from skyreels_core.errors import SkyReelsInputError
 from skyreels_core.models.video_vae import VAE3DConfig, WanVAE
 from skyreels_core.models.wan_dit import TINY, WanDiTConfig, WanModel
-from skyreels_core.pipelines.video import generate, i2v_mask, make_i2v_condition, sample_video
+from skyreels_core.pipelines.video import i2v_mask, make_i2v_condition, sample_video
+from skyreels_core.shapes import VideoLatentShape
 
 
 def _dit(config=TINY, seed=0):
@@ -58,7 +59,7 @@ def test_cfg_one_ignores_negative_and_euler_differs_from_unipc():
     with_neg = sample_video(model, latent, negative=_ctx(2), **base)
     without = sample_video(model, latent, negative=None, **base)
     assert torch.equal(with_neg, without)
-    euler = sample_video(model, latent, negative=None, sampler="euler", **base)
+    euler = sample_video(model, latent, negative=None, solver="euler", **base)
     assert not torch.allclose(euler, without)
 
 
@@ -86,23 +87,35 @@ def test_cancel_from_callback_stops_sampling():
 def test_bad_inputs_are_clear():
     model = _dit()
     latent = torch.zeros(1, 16, 1, 4, 4)
-    for kwargs, match in (({"steps": 0}, "steps"), ({"sampler": "dpm"}, "unipc"), ({"denoise": 0.0}, "denoise")):
+    for kwargs, match in (({"steps": 0}, "steps"), ({"solver": "dpm"}, "unipc"), ({"denoise": 0.0}, "denoise")):
         args = dict(positive=_ctx(1), negative=None, steps=2, cfg=1.0, shift=8.0, seed=0) | kwargs
         with pytest.raises(SkyReelsInputError, match=match):
             sample_video(model, latent, **args)
 
 
+def _generate(model, vae, positive, negative, *, frames, height, width, steps, cfg=6.0, seed=0, start_image=None,
+              end_image=None, clip_fea=None):
+    """The README's Python API recipe: (condition) -> sample_video -> VAE decode."""
+    shape = VideoLatentShape.from_pixels(frames, height, width)
+    cond = None
+    if start_image is not None or end_image is not None:
+        cond = make_i2v_condition(vae, start_image, end_image, frames, height, width, clip_fea)
+    latent = sample_video(model, torch.zeros(shape.as_tuple()), positive=positive, negative=negative, steps=steps,
+                          cfg=cfg, shift=8.0, seed=seed, image_cond=cond)
+    return vae.decode(latent)
+
+
 def test_generate_t2v_and_i2v_end_to_end(vae):
     t2v = _dit()
-    video = generate(t2v, vae, _ctx(1), _ctx(2), frames=5, height=32, width=32, steps=2, seed=1)
+    video = _generate(t2v, vae, _ctx(1), _ctx(2), frames=5, height=32, width=32, steps=2, seed=1)
     assert video.shape == (1, 3, 5, 32, 32) and video.abs().max() <= 1.0
 
     i2v_config = WanDiTConfig(**{**TINY.__dict__, "model_type": "i2v", "in_dim": 36})
     i2v = _dit(i2v_config)
     image = torch.rand(1, 3, 32, 32) * 2 - 1
     clip = torch.randn(1, 257, 1280)
-    video = generate(i2v, vae, _ctx(1), None, frames=5, height=32, width=32, steps=2, cfg=1.0, seed=1,
-                     start_image=image, end_image=image, clip_fea=clip)
+    video = _generate(i2v, vae, _ctx(1), None, frames=5, height=32, width=32, steps=2, cfg=1.0, seed=1,
+                      start_image=image, end_image=image, clip_fea=clip)
     assert video.shape == (1, 3, 5, 32, 32)
     cond = make_i2v_condition(vae, image, None, 5, 32, 32)
     assert cond.y.shape == (1, 20, 2, 4, 4)

@@ -2,20 +2,22 @@
 
 import dataclasses
 import math
+import types
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from skyreels_core.conditioning.v4 import VideoCondition
+from skyreels_core.conditioning.v4 import VideoCondition, build_condition, encode_audio, encode_references
 from skyreels_core.errors import SkyReelsInputError
-from skyreels_core.models.audio_codec import load_audio_codec
+from skyreels_core.models.audio_codec import load_audio_codec, num_samples_for
 from skyreels_core.models.audio_vae import tiny_vae_state_dict
 from skyreels_core.models.av_mmdit import AudioStream, AVDiTConfig, AVMMDiT, ModelType, VideoStream, tiny_state_dict
 from skyreels_core.models.video_vae import VAE3DConfig, WanVAE
 from skyreels_core.models.vocoder import tiny_vocoder_state_dict
-from skyreels_core.pipelines.t2av import audio_seed, av_latent_shape, generate_av, guided_av_velocity, sample_av
-from skyreels_core.pipelines.video import seeded_noise
+from skyreels_core.pipelines.t2av import audio_seed, av_latent_shape, sample_av
+from skyreels_core.sampling.guidance import AVGuidance
+from skyreels_core.sampling.noise import seeded_noise
 from skyreels_core.sampling.schedules import flow_sigmas
 
 TEXT_DIM = AVDiTConfig.TINY.text_dim
@@ -79,6 +81,15 @@ def _fake_call(log):
     return call
 
 
+def guided_av_velocity(call, context, negative, vcfg, acfg, sync):
+    """What AVDenoiser does with AVGuidance: run the branches it names, combine their (video, audio) velocities."""
+    guidance = AVGuidance(vcfg, acfg, sync)
+    contexts = {"cond": (context, True), "uncond": (negative, True), "nocross": (context, False)}
+    preds = {b: call(*contexts[b]) for b in guidance.branches(negative is not None)}
+    video, audio = guidance.combine(preds)
+    return types.SimpleNamespace(video=video, audio=audio)
+
+
 @pytest.mark.parametrize("vcfg, acfg, sync", [(1.0, 1.0, 1.0), (3.0, 1.0, 1.0), (1.0, 5.0, 2.5), (3.0, 5.0, 0.5)])
 def test_guidance_formula_and_number_of_passes(vcfg, acfg, sync):
     log = []
@@ -124,7 +135,7 @@ def _manual_euler(model, steps, shift, vcfg, acfg, sync, seed=5):
 
 @pytest.mark.parametrize("sync", [1.0, 2.0])
 def test_sample_matches_an_independent_euler_loop(model, sync):
-    video, audio = _run(model, sampler="euler", sync_scale=sync)
+    video, audio = _run(model, solver="euler", sync_scale=sync)
     ref_v, ref_a = _manual_euler(model, 2, 3.0, 4.0, 2.0, sync)
     torch.testing.assert_close(video, ref_v, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(audio, ref_a, rtol=1e-5, atol=1e-5)
@@ -141,9 +152,9 @@ def test_sync_scale_one_is_plain_cfg_exactly_and_other_values_differ(model):
             assert cross_modal, "sync pass ran with sync_scale 1"
             return self.inner(*args, cross_modal=cross_modal, **kwargs)
 
-    plain = _run(NoCross(model), sampler="unipc")
-    assert all(torch.equal(a, b) for a, b in zip(plain, _run(model, sampler="unipc", sync_scale=1.0), strict=True))
-    synced = _run(model, sampler="unipc", sync_scale=3.0)
+    plain = _run(NoCross(model), solver="unipc")
+    assert all(torch.equal(a, b) for a, b in zip(plain, _run(model, solver="unipc", sync_scale=1.0), strict=True))
+    synced = _run(model, solver="unipc", sync_scale=3.0)
     assert not torch.allclose(plain[0], synced[0]) and not torch.allclose(plain[1], synced[1])
 
 
@@ -159,9 +170,9 @@ def test_per_modality_cfg_at_the_first_step(model):
 
 def test_same_seed_same_result_and_callback(model):
     seen = []
-    a = _run(model, sampler="unipc", callback=lambda i, n, x0: seen.append((i, n, tuple(x0.shape))))
-    b = _run(model, sampler="unipc")
-    c = _run(model, sampler="unipc", seed=6)
+    a = _run(model, solver="unipc", callback=lambda i, n, x0: seen.append((i, n, tuple(x0.shape))))
+    b = _run(model, solver="unipc")
+    c = _run(model, solver="unipc", seed=6)
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert not torch.allclose(a[0], c[0]) and not torch.allclose(a[1], c[1])
     assert seen == [(1, 2, SHAPE.as_tuple()), (2, 2, SHAPE.as_tuple())]
@@ -183,11 +194,11 @@ def test_condition_positions_come_back_unchanged(model, sampler):
     mask[:, :, 0] = 1.0  # first latent frame (I2V)
     mask[:, :, 2, 1:3, :2] = 1.0  # and a patch of the last one (editing)
     latent = torch.randn(SHAPE.as_tuple(), generator=gen) * mask
-    video, _ = _run(model, sampler=sampler, condition=VideoCondition(latent, mask))
+    video, _ = _run(model, solver=sampler, condition=VideoCondition(latent, mask))
     keep = mask.expand_as(video).bool()
     assert torch.equal(video[keep], latent[keep])
     assert not torch.allclose(video[~keep], torch.zeros_like(video[~keep]))
-    free, _ = _run(model, sampler=sampler)
+    free, _ = _run(model, solver=sampler)
     assert not torch.allclose(video[~keep], free[~keep])  # the condition steers the rest
 
 
@@ -239,7 +250,7 @@ class _NeverCalled(torch.nn.Module):
     "bad",
     [
         {"steps": 0},
-        {"sampler": "ddim"},
+        {"solver": "ddim"},
         {"fps": 0.0},
         {"context": torch.zeros(5, TEXT_DIM)},
         {"video_shape": None, "num_audio_latents": 0},
@@ -251,9 +262,22 @@ def test_bad_inputs_raise_before_any_model_call(bad):
         _run(_NeverCalled(), **bad)
 
 
+def generate_av(model, vae, codec, context, negative_context=None, *, frames, fps, height, width, steps,
+                image=None, reference_images=None, reference_audio=None):
+    """The README's Python API recipe for SkyReels-V4: shapes -> condition + references -> sample_av -> decode."""
+    shape, num_audio = av_latent_shape(frames, fps, height, width)
+    condition = build_condition(vae, shape, image=image)
+    video_refs = encode_references(vae, reference_images, None, shape)
+    audio_refs = None if reference_audio is None else encode_audio(codec, reference_audio, "reference audio")
+    latent, audio = sample_av(model, video_shape=shape, num_audio_latents=num_audio, context=context,
+                              negative_context=negative_context, steps=steps, fps=fps, condition=condition,
+                              video_refs=video_refs, audio_refs=audio_refs)
+    return vae.decode(latent), codec.decode(audio, num_samples=num_samples_for(frames / fps))
+
+
 def test_generate_av_bad_frames_fail_before_encoding():
     with pytest.raises(SkyReelsInputError, match="Nearest valid value: 9"):
-        generate_av(_NeverCalled(), None, None, _ctx(1), frames=10, fps=16.0, height=32, width=32)
+        generate_av(_NeverCalled(), None, None, _ctx(1), frames=10, fps=16.0, height=32, width=32, steps=1)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from skyreels_core.conditioning.v4 import (
     condition_inpaint,
     condition_start_end,
     condition_t2v,
-    encode_audio_reference,
+    encode_audio,
     encode_references,
     latent_keep_mask,
 )
@@ -203,12 +203,12 @@ def test_audio_reference_is_normalised_codec_latent(tmp_path):
     model = AVMMDiT(AVDiTConfig.TINY, device="meta")
     mean, std = torch.linspace(-1, 1, 40), torch.linspace(0.5, 2, 40)
     model.audio_latent_mean, model.audio_latent_std = mean, std  # buffers replaced by real tensors
-    z = encode_audio_reference(codec, {"waveform": wave, "sample_rate": 22050}, model)
+    z = model.normalize_audio(encode_audio(codec, {"waveform": wave, "sample_rate": 22050}))  # as sample_av does
     raw = codec.encode(wave, 22050)
     assert z.shape == (1, 40, 9)  # 0.2 s at 44.1 kHz = 8820 samples -> ceil(8820 / 1024) = 9 latents
     torch.testing.assert_close(z, (raw - mean.view(1, -1, 1)) / std.view(1, -1, 1))
     with pytest.raises(SkyReelsInputError):
-        encode_audio_reference(codec, {"waveform": wave}, model)
+        encode_audio(codec, {"waveform": wave})
 
 
 def test_condition_is_frozen():

@@ -1,0 +1,155 @@
+"""Model adapters for the one sampling loop: each turns a network into `denoiser(x, sigma) -> velocity`.
+
+An adapter owns what differs between models: the model's time input (from the float64 sigma), dtype casts
+(inputs to the compute dtype, velocity back to float32), which calls a guidance object asks for, and the model's
+call signature. The loop (sampling/loop.py) owns steps, solvers, x0 and callbacks.
+
+CFG batching, decided once for every model: each guidance branch is its own forward pass, never a doubled
+[cond; uncond] batch. A doubled batch doubles the activation memory of every block (the peak that decides whether a
+14B model at 720p fits), the two prompts of SkyReels-V4 have different token counts (a batch would need padding and
+masks), and the reference pipelines run the two passes separately too. On a GPU a video DiT is compute bound at
+real sizes, so two passes cost the same time as one doubled pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import SkyReelsInputError
+from ..sampling.guidance import CFG, AVGuidance
+from ..sampling.schedules import NUM_TRAIN_TIMESTEPS
+
+__all__ = ["AVDenoiser", "AVLayout", "WanDenoiser", "compute_dtype"]
+
+
+def compute_dtype(model) -> torch.dtype:
+    """The dtype a model computes in (`compute_dtype` of our DiTs; else its first parameter's dtype)."""
+    dtype = getattr(model, "compute_dtype", None)
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    params = getattr(model, "parameters", None)
+    return next(params()).dtype if params is not None else torch.float32
+
+
+def _batched(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Time [] -> [B], [F] -> [B, F] on x's device."""
+    t = t.to(x.device)
+    return t.expand(x.shape[0]) if t.ndim == 0 else t[None].expand(x.shape[0], -1)
+
+
+class WanDenoiser:
+    """A Wan2.1-family DiT (SkyReels-V2 T2V, I2V, DF) as a flow denoiser.
+
+    model(x [B, C, F, h, w], t, context [B, L, D], **kwargs) -> v. The time input is the reference's
+    t = int64(1000 sigma), truncated ([B], or [B, F] for per-frame sigmas). `model_kwargs` (I2V `y` / `clip_fea`,
+    the DF `fps` index) go to every call, tensors cast to the model's device and compute dtype.
+    """
+
+    def __init__(self, model: Callable, positive: torch.Tensor, negative: torch.Tensor | None = None,
+                 guidance: CFG | None = None, **model_kwargs):
+        self.model, self.positive, self.negative = model, positive, negative
+        self.guidance = guidance or CFG(1.0)
+        self.model_kwargs = model_kwargs
+        self.dtype = compute_dtype(model)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        t = _batched((sigma * NUM_TRAIN_TIMESTEPS).to(torch.int64), x)
+        contexts = {"cond": self.positive, "uncond": self.negative}
+        preds = {b: self._forward(x, t, contexts[b]) for b in self.guidance.branches(self.negative is not None)}
+        return self.guidance.combine(preds)
+
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        kwargs = {k: (v.to(x.device, self.dtype) if isinstance(v, torch.Tensor) else v)
+                  for k, v in self.model_kwargs.items()}
+        return self.model(x.to(self.dtype), t, context.to(x.device, self.dtype), **kwargs).float()
+
+
+def _per_sample(shape: tuple[int, ...] | None) -> int:
+    return 0 if shape is None else int(torch.Size(shape[1:]).numel())
+
+
+def _cast(x: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    return None if x is None else x.to(dtype)
+
+
+@dataclass(frozen=True)
+class AVLayout:
+    """How a video latent [B, 16, F, h, w] and an audio latent [B, 40, T] (either may be absent) share one flat
+    sampling tensor [B, N]: the solvers are elementwise, so stepping the pair as one tensor is exact."""
+
+    video_shape: tuple[int, ...] | None
+    audio_shape: tuple[int, ...] | None
+
+    def _sizes(self) -> tuple[int, int]:
+        return _per_sample(self.video_shape), _per_sample(self.audio_shape)
+
+    def pack(self, video: torch.Tensor | None, audio: torch.Tensor | None) -> torch.Tensor:
+        parts = [p.flatten(1) for p in (video, audio) if p is not None]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def unpack(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        nv, na = self._sizes()
+        video = None if self.video_shape is None else x[:, :nv].view(x.shape[0], *self.video_shape[1:])
+        audio = None if self.audio_shape is None else x[:, nv:nv + na].view(x.shape[0], *self.audio_shape[1:])
+        return video, audio
+
+
+class AVDenoiser:
+    """The SkyReels-V4 dual-stream DiT as a flow denoiser on the packed (video, audio) tensor of `AVLayout`.
+
+    Time input: t = 1000 sigma as float32 for both towers (one shared t per sample, SkyReels-V4 eq. 6). The video
+    tower sees [noisy latent | condition latent | mask] on channels, with the condition positions (mask 1) reset
+    to the condition latent before every call, so kept frames are always shown clean. Branches: "cond", "uncond"
+    (negative prompt), "nocross" (no audio<->video cross-attention), as `AVGuidance` asks.
+    """
+
+    def __init__(self, model, layout: AVLayout, positive, negative, guidance: AVGuidance, *, fps: float,
+                 condition: tuple[torch.Tensor, torch.Tensor] | None, video_refs=None, audio_refs=None):
+        self.model, self.layout, self.guidance = model, layout, guidance
+        self.contexts = {"cond": positive, "uncond": negative, "nocross": positive}
+        self.fps, self.condition = fps, condition
+        self.video_refs, self.audio_refs = video_refs, audio_refs
+        self.dtype = compute_dtype(model)
+
+    def keep(self, video: torch.Tensor) -> torch.Tensor:
+        """Reset the condition positions (mask = 1) to the condition latent."""
+        latent, mask = self.condition
+        return torch.where(mask > 0.5, latent, video)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        video, audio = self.layout.unpack(x)
+        t = torch.full((x.shape[0],), float(sigma.float()) * NUM_TRAIN_TIMESTEPS, device=x.device,
+                       dtype=torch.float32)
+        if video is not None:
+            latent, mask = self.condition
+            video = torch.cat([self.keep(video), latent, mask], dim=1)
+        names = self.guidance.branches(self.contexts["uncond"] is not None)
+        preds = {b: self._forward(video, audio, t, self.contexts[b], b != "nocross") for b in names}
+        v_video, v_audio = self.guidance.combine(preds)
+        _check_outputs((v_video, v_audio), self.layout)
+        return self.layout.pack(v_video, v_audio)
+
+    def _forward(self, video, audio, t, context, cross_modal: bool):
+        from ..models.av_mmdit import AudioStream, VideoStream
+
+        dtype = self.dtype
+        video_in = None if video is None else VideoStream(x=_cast(video, dtype), refs=_cast(self.video_refs, dtype))
+        audio_in = None if audio is None else AudioStream(x=_cast(audio, dtype), refs=_cast(self.audio_refs, dtype))
+        ctx = context.to(t.device, self.dtype)
+        if ctx.shape[0] != t.shape[0]:
+            ctx = ctx.expand(t.shape[0], -1, -1)
+        v, a = self.model(video_in, audio_in, t, ctx, fps=self.fps, cross_modal=cross_modal)
+        return (None if v is None else v.float()), (None if a is None else a.float())
+
+
+def _check_outputs(velocities, layout: AVLayout) -> None:
+    for name, v, shape in zip(("video", "audio"), velocities, (layout.video_shape, layout.audio_shape), strict=True):
+        if shape is not None and (v is None or tuple(v.shape[1:]) != tuple(shape[1:])):
+            found = None if v is None else tuple(v.shape)
+            raise SkyReelsInputError(
+                f"The model returned {name} velocity {found} for a {name} latent {tuple(shape)}; an audio-only or "
+                f"video-only checkpoint cannot generate {name}: ask only for what the model type generates."
+            )
