@@ -27,7 +27,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-with contextlib.suppress(ImportError):  # see test_nodes_df.py: import once before the module snapshots
+# Modules imported lazily inside the node fixtures' sys.modules snapshot are dropped afterwards and cannot be imported
+# twice (they register torch libraries): import them once now (see test_nodes_df.py).
+with contextlib.suppress(ImportError):
+    import torch._dynamo  # noqa: F401  (torch.manual_seed imports it on first use)
     import torch.distributed.tensor  # noqa: F401
     import torch.testing._comparison  # noqa: F401
 
