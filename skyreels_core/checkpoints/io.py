@@ -152,4 +152,18 @@ def load_strict(
                 f"{Path(file).name}: tensor {key} has shape {tuple(tensor.shape)}, the {kind} expects "
                 f"{tuple(own[key].shape)}. The file is for a different model size or variant."
             )
+    if assign:
+        state = {key: _aligned(tensor) for key, tensor in state.items()}
     module.load_state_dict(state, strict=True, assign=assign)
+
+
+# SIMD kernels pick different code paths for misaligned data, and a memory-mapped safetensors tensor sits wherever
+# the file put it (8-byte steps after a header of any length), so the same weights gave different last bits from
+# two layouts of one file. A fresh allocation is 64-byte aligned: same weights, same bits, whatever the file.
+_ALIGNMENT = 64
+
+
+def _aligned(tensor: torch.Tensor) -> torch.Tensor:
+    if tensor.device.type != "cpu" or tensor.data_ptr() % _ALIGNMENT == 0:
+        return tensor
+    return tensor.clone(memory_format=torch.contiguous_format)
