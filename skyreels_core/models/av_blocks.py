@@ -1,10 +1,10 @@
 """Blocks of the SkyReels-V4 dual-stream audio-video MMDiT: dual-stream and single-stream tower blocks, the
-audio<->video cross-attention, the output head and the two towers. The model, its config and the key table
-are in `av_mmdit.py`.
+audio<->video cross-attention and the two towers. The model, its config and the key table are in `av_mmdit.py`.
 
-Everything reuses the Wan building blocks and naming (`self_attn.{q,k,v,o,norm_q,norm_k}`, `norm1..3`, `ffn`,
-`modulation`, `head`, `patch_embedding`) and the shared nn primitives. Residual streams are float32; Linear
-and attention inputs are in the compute dtype; modulation, q/k norms, RoPE and the head are float32 islands.
+Everything reuses the Wan building blocks of `wan_dit.py` and their naming (the attention's q/k/v projection
+`self_attn.{q,k,v,o,norm_q,norm_k}`, `norm1..3`, `ffn`, `modulation`, the output `head`, `patch_embedding`)
+and the shared nn primitives. Residual streams are float32; Linear and attention inputs are in the compute
+dtype; modulation, q/k norms, RoPE and the head are float32 islands.
 """
 
 from __future__ import annotations

@@ -226,10 +226,6 @@ class TokenGrid:
     def tokens_per_frame(self) -> int:
         return self.height * self.width
 
-    @property
-    def tokens(self) -> int:
-        return self.frames * self.height * self.width
-
 
 # embeddings, FFN and unpatchify (shared with the AV MMDiT; the attribute names are the checkpoint keys)
 
