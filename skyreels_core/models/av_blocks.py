@@ -1,10 +1,10 @@
 """Blocks of the SkyReels-V4 dual-stream audio-video MMDiT: dual-stream and single-stream tower blocks, the
-audio<->video cross-attention, the output head and the two towers. The model, its config and the key table
-are in `av_mmdit.py`.
+audio<->video cross-attention and the two towers. The model, its config and the key table are in `av_mmdit.py`.
 
-Everything reuses the Wan building blocks and naming (`self_attn.{q,k,v,o,norm_q,norm_k}`, `norm1..3`, `ffn`,
-`modulation`, `head`, `patch_embedding`) and the shared nn primitives. Residual streams are float32; Linear
-and attention inputs are in the compute dtype; modulation, q/k norms, RoPE and the head are float32 islands.
+Everything reuses the Wan building blocks of `wan_dit.py` and their naming (the attention's q/k/v projection
+`self_attn.{q,k,v,o,norm_q,norm_k}`, `norm1..3`, `ffn`, `modulation`, the output `head`, `patch_embedding`)
+and the shared nn primitives. Residual streams are float32; Linear and attention inputs are in the compute
+dtype; modulation, q/k norms, RoPE and the head are float32 islands.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import torch.nn as nn
 from ..nn.attention import attention
 from ..nn.modulation import gated_residual, modulate, modulation_chunks
 from ..nn.norms import FP32LayerNorm
-from ..nn.rope import rope_apply
-from .wan_dit import TokenGrid, WanSelfAttention, WanT2VCrossAttention, linear_fp32
+from .wan_dit import Head, TokenGrid, WanSelfAttention, WanT2VCrossAttention, feed_forward, unpatchify
 
 __all__ = [
     "StreamInputs",
@@ -27,7 +26,6 @@ __all__ = [
     "SingleStreamBlock",
     "CrossModalAttention",
     "AVCrossBlock",
-    "OutputHead",
     "Tower",
     "VideoTower",
     "AudioTower",
@@ -52,23 +50,6 @@ class StreamInputs:
     angles_joint: torch.Tensor
     context: torch.Tensor
     attn_backend: str = "auto"
-
-
-def feed_forward(dim: int, ffn_dim: int, *, ops, device=None, dtype=None) -> nn.Sequential:
-    """Wan's FFN: Linear, GELU(tanh), Linear (keys ffn.0, ffn.2)."""
-    kw = dict(device=device, dtype=dtype)
-    return nn.Sequential(ops.Linear(dim, ffn_dim, **kw), nn.GELU(approximate="tanh"), ops.Linear(ffn_dim, dim, **kw))
-
-
-def project_qkv(attn: WanSelfAttention, x: torch.Tensor, angles: torch.Tensor | None):
-    """q, k, v [B, L, H, head_dim] of `attn`'s projections; q/k RMS-normed (float32) and rotated when angles."""
-    heads = attn.num_heads
-    v = attn.v(x).unflatten(-1, (heads, -1))
-    q = attn.norm_q(attn.q(x)).unflatten(-1, (heads, -1))
-    k = attn.norm_k(attn.k(x)).unflatten(-1, (heads, -1))
-    if angles is not None:
-        q, k = rope_apply(q, angles), rope_apply(k, angles)
-    return q.to(v.dtype), k.to(v.dtype), v
 
 
 # tower blocks
@@ -108,8 +89,9 @@ class DualStreamBlock(nn.Module):
         )
         dtype = inputs.context.dtype
         # 1. Joint self-attention: per-stream projections, one softmax over [modality; text]
-        q, k, v = project_qkv(self.self_attn, modulate(self.norm1(x), shift, scale).to(dtype), inputs.angles)
-        qt, kt, vt = project_qkv(self.text.self_attn, modulate(self.norm1(xt), t_shift, t_scale).to(dtype), None)
+        angles = inputs.angles
+        q, k, v = self.self_attn.qkv(modulate(self.norm1(x), shift, scale).to(dtype), angles_q=angles, angles_kv=angles)
+        qt, kt, vt = self.text.self_attn.qkv(modulate(self.norm1(xt), t_shift, t_scale).to(dtype))  # not rotated
         out = attention(
             torch.cat([q, qt], 1), torch.cat([k, kt], 1), torch.cat([v, vt], 1), backend=inputs.attn_backend
         )
@@ -181,11 +163,9 @@ class CrossModalAttention(WanSelfAttention):
 
         Returns float32 [B, Lq, D].
         """
-        h, c = self.norm(x.to(dtype)), self.norm_kv(other.to(dtype))
-        heads = self.num_heads
-        v = self.v(c).unflatten(-1, (heads, -1))
-        q = rope_apply(self.norm_q(self.q(h)).unflatten(-1, (heads, -1)), angles_q).to(v.dtype)
-        k = rope_apply(self.norm_k(self.k(c)).unflatten(-1, (heads, -1)), angles_kv).to(v.dtype)
+        q, k, v = self.qkv(
+            self.norm(x.to(dtype)), self.norm_kv(other.to(dtype)), angles_q=angles_q, angles_kv=angles_kv
+        )
         y = self.o(attention(q, k, v, backend=backend).flatten(2))
         return x.float() + y.float() * self.gate.float()
 
@@ -212,21 +192,6 @@ class AVCrossBlock(nn.Module):
 # head and towers
 
 
-class OutputHead(nn.Module):
-    """Final adaLN (shift, scale) + Linear, a float32 island (Wan's `head.{modulation, head}`)."""
-
-    def __init__(self, dim: int, out_features: int, eps: float, *, ops, device=None, dtype=None):
-        super().__init__()
-        self.norm = FP32LayerNorm(dim, eps)
-        self.head = ops.Linear(dim, out_features, device=device, dtype=dtype)
-        self.modulation = nn.Parameter(torch.randn(1, 2, dim, device=device, dtype=dtype) / dim**0.5)
-
-    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """x: [B, L, D]; e: [B, G, D] float32 time embedding. Returns float32 [B, L, out_features]."""
-        shift, scale = modulation_chunks(self.modulation, e.unsqueeze(1).expand(-1, 2, -1, -1))
-        return linear_fp32(self.head, modulate(self.norm(x), shift, scale))
-
-
 class Tower(nn.Module):
     """One modality's stack: `patch_embedding`, `blocks` (M dual-stream then N single-stream), `head`.
 
@@ -241,7 +206,7 @@ class Tower(nn.Module):
             [DualStreamBlock(*args, **kw) for _ in range(c.num_dual_blocks)]
             + [SingleStreamBlock(*args, **kw) for _ in range(c.num_single_blocks)]
         )
-        self.head = OutputHead(c.dim, out_features, c.eps, **kw)
+        self.head = Head(c.dim, out_features, c.eps, **kw)
 
 
 class VideoTower(Tower):
@@ -268,10 +233,7 @@ class VideoTower(Tower):
 
     def unpatchify(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
         """[B, L, prod(patch) * C] (channel fastest) -> float32 [B, C, F, h, w]."""
-        (pt, ph, pw), c = self.patch_size, self.channels
-        x = x.view(x.shape[0], grid.frames, grid.height, grid.width, pt, ph, pw, c)
-        x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)  # b c f pt h ph w pw
-        return x.reshape(x.shape[0], c, grid.frames * pt, grid.height * ph, grid.width * pw).float()
+        return unpatchify(x, grid, self.patch_size, self.channels)
 
 
 class AudioTower(Tower):

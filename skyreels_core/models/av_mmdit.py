@@ -56,11 +56,10 @@ from ..checkpoints.detect import detect_kind, wrong_kind_message
 from ..checkpoints.io import load_strict, read_metadata, read_state_dict, strip_prefix
 from ..errors import CheckpointError, SkyReelsInputError
 from ..nn.attention import ATTENTION_BACKENDS
-from ..nn.embeddings import sinusoidal_embedding
 from ..nn.rope import grid_positions, rope_angles
 from ..shapes import TIME_STRIDE
 from .av_blocks import AudioTower, AVCrossBlock, StreamInputs, VideoTower
-from .wan_dit import TokenGrid, sequential_fp32
+from .wan_dit import TokenGrid, embed_text, embed_time, feed_forward, time_mlps
 
 __all__ = [
     "ModelType",
@@ -376,13 +375,8 @@ class AVMMDiT(nn.Module):
         self.config = c
         self.attn_backend = "auto"
         self._compute_dtype: torch.dtype | None = None
-        self.text_embedding = nn.Sequential(
-            ops.Linear(c.text_dim, c.dim, **kw), nn.GELU(approximate="tanh"), ops.Linear(c.dim, c.dim, **kw)
-        )
-        self.time_embedding = nn.Sequential(
-            ops.Linear(c.freq_dim, c.dim, **kw), nn.SiLU(), ops.Linear(c.dim, c.dim, **kw)
-        )
-        self.time_projection = nn.Sequential(nn.SiLU(), ops.Linear(c.dim, 6 * c.dim, **kw))
+        self.text_embedding = feed_forward(c.text_dim, c.dim, c.dim, ops=ops, **kw)
+        self.time_embedding, self.time_projection = time_mlps(c.freq_dim, c.dim, ops=ops, **kw)
         self.video = VideoTower(c, ops=ops, **kw) if c.model_type.has_video else None
         self.audio = AudioTower(c, ops=ops, **kw) if c.model_type.has_audio else None
         if c.model_type is ModelType.AUDIO_VIDEO:
@@ -524,15 +518,11 @@ class AVMMDiT(nn.Module):
 
     def embed_time(self, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """steps: [B, G] model-convention timesteps. Returns float32 (e [B, G, D], e0 [B, 6, G, D])."""
-        b, dim = steps.shape[0], self.config.dim
-        sinus = sinusoidal_embedding(steps.flatten(), self.config.freq_dim).to(self.compute_dtype)
-        e = sequential_fp32(self.time_embedding, sinus)  # [B*G, D]
-        e0 = sequential_fp32(self.time_projection, e).view(b, -1, 6, dim)
-        return e.view(b, -1, dim), e0.transpose(1, 2)
+        return embed_time(self.time_embedding, self.time_projection, steps, self.compute_dtype)
 
     def embed_text(self, context: torch.Tensor, batch: int) -> torch.Tensor:
         """[B or 1, L, text_dim] -> [B, L, D] (compute dtype)."""
-        return self.text_embedding(context.to(self.compute_dtype)).expand(batch, -1, -1)
+        return embed_text(self.text_embedding, context, batch, self.compute_dtype)
 
     # validation (before any heavy compute)
 

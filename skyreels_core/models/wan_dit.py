@@ -6,8 +6,7 @@
 Parameter names are the original checkpoint keys, so official Wan / SkyReels files load with strict=True.
 Differences from the reference, all numerically neutral in float32:
   - per-frame modulation stays [B, 6, F, D] and is broadcast over each frame's tokens (never [B, 6, L, D]);
-  - RoPE angles come from explicit temporal positions (`frame_positions`), so offsets, gaps and negative
-    positions work (V3 condition frames at 1024, V4 references before 0);
+  - RoPE angles are computed from the token positions (angle = position * inv_freq) instead of a 1024-row table;
   - the I2V image tokens travel separately from the text tokens (no hard-coded 257 split);
   - the bf16 block-output cast of SkyReels-V2 is optional (`WanModel.residual_dtype`, default off = Wan2.1).
 Float32 islands (as in the reference): time embedding MLPs, modulation arithmetic, q/k norms + RoPE, head.
@@ -19,7 +18,6 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -35,7 +33,6 @@ from ..nn.rope import grid_positions, rope_angles, rope_apply
 __all__ = [
     "WanDiTConfig",
     "WanModel",
-    "BlockExtras",
     "TokenGrid",
     "WanBlockInputs",
     "WanAttentionBlock",
@@ -229,18 +226,54 @@ class TokenGrid:
     def tokens_per_frame(self) -> int:
         return self.height * self.width
 
-    @property
-    def tokens(self) -> int:
-        return self.frames * self.height * self.width
+
+# embeddings, FFN and unpatchify (shared with the AV MMDiT; the attribute names are the checkpoint keys)
 
 
-@dataclass(frozen=True)
-class BlockExtras:
-    """Base class for per-call inputs of an extra per-block cross-attention (e.g. V3's audio adapter).
+def feed_forward(in_dim: int, hidden_dim: int, out_dim: int | None = None, *, ops, device=None, dtype=None):
+    """Wan's MLP: Linear in -> hidden, GELU(tanh), Linear hidden -> out (default in); keys .0 / .2.
 
-    A feature subclasses this with its own documented fields, and a `WanAttentionBlock` subclass defines
-    `extra_cross_attn(x, inputs)` to read them. The base model passes it through untouched.
+    The block FFN (`ffn`: dim -> ffn_dim -> dim) and the text embedding (`text_embedding`: text_dim -> dim -> dim).
     """
+    kw = dict(device=device, dtype=dtype)
+    out_dim = in_dim if out_dim is None else out_dim
+    return nn.Sequential(
+        ops.Linear(in_dim, hidden_dim, **kw), nn.GELU(approximate="tanh"), ops.Linear(hidden_dim, out_dim, **kw)
+    )
+
+
+def time_mlps(freq_dim: int, dim: int, *, ops, device=None, dtype=None) -> tuple[nn.Sequential, nn.Sequential]:
+    """(`time_embedding`: Linear freq_dim -> dim, SiLU, Linear; `time_projection`: SiLU, Linear dim -> 6 * dim)."""
+    kw = dict(device=device, dtype=dtype)
+    embedding = nn.Sequential(ops.Linear(freq_dim, dim, **kw), nn.SiLU(), ops.Linear(dim, dim, **kw))
+    return embedding, nn.Sequential(nn.SiLU(), ops.Linear(dim, 6 * dim, **kw))
+
+
+def embed_time(
+    time_embedding: nn.Sequential, time_projection: nn.Sequential, steps: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """steps: [B, G] timesteps (0..1000). Returns float32 (e [B, G, D] for the head, e0 [B, 6, G, D] for the blocks).
+
+    The reference rounds the float64 sinusoid to the weight (compute) dtype, then runs the MLPs in float32.
+    """
+    b = steps.shape[0]
+    sinus = sinusoidal_embedding(steps.flatten(), time_embedding[0].in_features).to(dtype)
+    e = sequential_fp32(time_embedding, sinus)  # [B*G, D]
+    e0 = sequential_fp32(time_projection, e).view(b, -1, 6, e.shape[-1])  # [B, G, 6, D]
+    return e.view(b, -1, e.shape[-1]), e0.transpose(1, 2)
+
+
+def embed_text(text_embedding: nn.Sequential, context: torch.Tensor, batch: int, dtype: torch.dtype) -> torch.Tensor:
+    """[B or 1, L, text_dim] -> [B, L, D] in the compute dtype."""
+    return text_embedding(context.to(dtype)).expand(batch, -1, -1)
+
+
+def unpatchify(x: torch.Tensor, grid: TokenGrid, patch_size: tuple[int, int, int], channels: int) -> torch.Tensor:
+    """[B, L, prod(patch) * C] (channel fastest) -> float32 [B, C, F*pt, H*ph, W*pw]."""
+    pt, ph, pw = patch_size
+    x = x.view(x.shape[0], grid.frames, grid.height, grid.width, pt, ph, pw, channels)
+    x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)  # b c f pt h ph w pw
+    return x.reshape(x.shape[0], channels, grid.frames * pt, grid.height * ph, grid.width * pw).float()
 
 
 @dataclass(frozen=True)
@@ -253,19 +286,21 @@ class WanBlockInputs:
     """
 
     e0: torch.Tensor
-    grid: TokenGrid
     angles: torch.Tensor
     context: torch.Tensor
     context_img: torch.Tensor | None
     attn_backend: str = "auto"
-    extras: BlockExtras | None = None
 
 
 # attention
 
 
 class WanSelfAttention(nn.Module):
-    """Self-attention with RMSNorm (over all heads) on q and k and 3-axis RoPE."""
+    """Self-attention with RMSNorm (over all heads) on q and k and 3-axis RoPE.
+
+    `project` / `qkv` are the one q/k/v projection of every attention of the Wan DiT and the AV MMDiT
+    (self-, text cross-, joint and cross-modal attention).
+    """
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool = True, eps: float = 1e-6, *, ops, device, dtype):
         super().__init__()
@@ -278,30 +313,44 @@ class WanSelfAttention(nn.Module):
         self.norm_q = RMSNorm(dim, eps, **kw) if qk_norm else nn.Identity()
         self.norm_k = RMSNorm(dim, eps, **kw) if qk_norm else nn.Identity()
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unflatten(-1, (self.num_heads, self.head_dim))
+    def project(self, x: torch.Tensor, linear: nn.Module, norm: nn.Module | None = None, angles=None) -> torch.Tensor:
+        """[B, L, D] -> [B, L, H, head_dim]: `linear`, then `norm` (float32 out) and RoPE when given."""
+        y = linear(x) if norm is None else norm(linear(x))
+        y = y.unflatten(-1, (self.num_heads, self.head_dim))
+        return y if angles is None else rope_apply(y, angles)
+
+    def qkv(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        *,
+        angles_q: torch.Tensor | None = None,
+        angles_kv: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q from x, k and v from `context` (default x), each [B, L, H, head_dim] in v's (the compute) dtype.
+
+        angles_q / angles_kv: [L, head_dim/2] RoPE angles of the queries / keys, or None (not rotated).
+        """
+        context = x if context is None else context
+        v = self.project(context, self.v)
+        # float32 island: the norms return float32 and RoPE rotates in float32; one rounding to v's dtype.
+        q = self.project(x, self.q, self.norm_q, angles_q).to(v.dtype)
+        k = self.project(context, self.k, self.norm_k, angles_kv).to(v.dtype)
+        return q, k, v
 
     def forward(self, x: torch.Tensor, angles: torch.Tensor, backend: str = "auto") -> torch.Tensor:
         """x: [B, L, D] (compute dtype); angles: [L, head_dim/2]. Returns [B, L, D]."""
-        v = self._heads(self.v(x))
-        # float32 island: the norms return float32 and RoPE rotates in float32; one rounding to v's dtype.
-        q = rope_apply(self._heads(self.norm_q(self.q(x))), angles).to(v.dtype)
-        k = rope_apply(self._heads(self.norm_k(self.k(x))), angles).to(v.dtype)
+        q, k, v = self.qkv(x, angles_q=angles, angles_kv=angles)
         return self.o(attention(q, k, v, backend=backend).flatten(2))
 
 
 class WanT2VCrossAttention(WanSelfAttention):
     """Cross-attention to the text tokens (no mask: zero-padded rows are attended, as in the reference)."""
 
-    def _attend(self, q, context, k_layer, v_layer, k_norm, backend):
-        v = self._heads(v_layer(context))
-        k = self._heads(k_norm(k_layer(context))).to(v.dtype)
-        return attention(q.to(v.dtype), k, v, backend=backend)
-
     def forward(self, x, context, context_img=None, backend: str = "auto"):
         """x: [B, L, D]; context: [B, L_txt, D]. Returns [B, L, D]."""
-        q = self._heads(self.norm_q(self.q(x)))
-        return self.o(self._attend(q, context, self.k, self.v, self.norm_k, backend).flatten(2))
+        q, k, v = self.qkv(x, context)
+        return self.o(attention(q, k, v, backend=backend).flatten(2))
 
 
 class WanI2VCrossAttention(WanT2VCrossAttention):
@@ -315,9 +364,11 @@ class WanI2VCrossAttention(WanT2VCrossAttention):
 
     def forward(self, x, context, context_img=None, backend: str = "auto"):
         """x: [B, L, D]; context: [B, L_txt, D]; context_img: [B, L_img, D]. Returns [B, L, D]."""
-        q = self._heads(self.norm_q(self.q(x)))
-        img = self._attend(q, context_img, self.k_img, self.v_img, self.norm_k_img, backend)
-        txt = self._attend(q, context, self.k, self.v, self.norm_k, backend)
+        q, k, v = self.qkv(x, context)
+        v_img = self.project(context_img, self.v_img)
+        k_img = self.project(context_img, self.k_img, self.norm_k_img).to(v_img.dtype)
+        img = attention(q, k_img, v_img, backend=backend)
+        txt = attention(q, k, v, backend=backend)
         return self.o((txt + img).flatten(2))
 
 
@@ -328,14 +379,7 @@ CROSS_ATTENTION_CLASSES = {"t2v": WanT2VCrossAttention, "i2v": WanI2VCrossAttent
 
 
 class WanAttentionBlock(nn.Module):
-    """adaLN-modulated self-attention -> cross-attention -> [extra cross-attention] -> FFN.
-
-    Extension hook: a subclass may define `extra_cross_attn(self, x, inputs) -> x` (e.g. V3's per-frame audio
-    cross-attention, keys `norm_x` / `audio_cross_attn`); it runs after the text/image cross-attention when
-    the forward call carries `block_extras`. None here.
-    """
-
-    extra_cross_attn = None
+    """adaLN-modulated self-attention -> cross-attention -> FFN."""
 
     def __init__(self, config: WanDiTConfig, *, ops, device=None, dtype=None):
         super().__init__()
@@ -348,9 +392,7 @@ class WanAttentionBlock(nn.Module):
         )
         self.cross_attn = CROSS_ATTENTION_CLASSES[c.model_type](c.dim, c.num_heads, c.qk_norm, c.eps, ops=ops, **kw)
         self.norm2 = FP32LayerNorm(c.dim, c.eps)
-        self.ffn = nn.Sequential(
-            ops.Linear(c.dim, c.ffn_dim, **kw), nn.GELU(approximate="tanh"), ops.Linear(c.ffn_dim, c.dim, **kw)
-        )
+        self.ffn = feed_forward(c.dim, c.ffn_dim, ops=ops, **kw)
         self.modulation = nn.Parameter(torch.randn(1, 6, c.dim, **kw) / c.dim**0.5)
 
     def forward(self, x: torch.Tensor, inputs: WanBlockInputs) -> torch.Tensor:
@@ -362,25 +404,23 @@ class WanAttentionBlock(nn.Module):
         x = gated_residual(x, y, gate_msa)
         # 2. Cross-attention (neither modulated nor gated)
         x = x + self.cross_attn(self.norm3(x.to(dtype)), inputs.context, inputs.context_img, inputs.attn_backend)
-        # 3. Extra cross-attention (adapter hook)
-        if self.extra_cross_attn is not None and inputs.extras is not None:
-            x = self.extra_cross_attn(x, inputs)
-        # 4. Feed-forward
+        # 3. Feed-forward
         y = self.ffn(modulate(self.norm2(x), shift_ffn, scale_ffn).to(dtype))
         return gated_residual(x, y, gate_ffn)
 
 
 class Head(nn.Module):
-    """Final adaLN (2 chunks: shift, scale) + Linear to patch pixels, a float32 island."""
+    """Final adaLN (2 chunks: shift, scale) + Linear to patch pixels, a float32 island (keys head.{modulation,
+    head}); the output head of the Wan DiT and of both AV MMDiT towers."""
 
-    def __init__(self, config: WanDiTConfig, *, ops, device=None, dtype=None):
+    def __init__(self, dim: int, out_features: int, eps: float, *, ops, device=None, dtype=None):
         super().__init__()
-        self.norm = FP32LayerNorm(config.dim, config.eps)
-        self.head = ops.Linear(config.dim, config.out_dim * math.prod(config.patch_size), device=device, dtype=dtype)
-        self.modulation = nn.Parameter(torch.randn(1, 2, config.dim, device=device, dtype=dtype) / config.dim**0.5)
+        self.norm = FP32LayerNorm(dim, eps)
+        self.head = ops.Linear(dim, out_features, device=device, dtype=dtype)
+        self.modulation = nn.Parameter(torch.randn(1, 2, dim, device=device, dtype=dtype) / dim**0.5)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """x: [B, L, D]; e: [B, G, D] float32 time embedding. Returns float32 [B, L, out_dim * prod(patch)]."""
+        """x: [B, L, D]; e: [B, G, D] float32 time embedding. Returns float32 [B, L, out_features]."""
         shift, scale = modulation_chunks(self.modulation, e.unsqueeze(1).expand(-1, 2, -1, -1))
         return linear_fp32(self.head, modulate(self.norm(x), shift, scale))
 
@@ -418,8 +458,6 @@ class WanModel(nn.Module):
             (bfloat16 if that is not a plain float type, e.g. fp8 storage).
     """
 
-    block_class: ClassVar[type[WanAttentionBlock]] = WanAttentionBlock
-
     def __init__(self, config: WanDiTConfig, *, operations=None, device=None, dtype=None):
         super().__init__()
         ops = operations if operations is not None else nn
@@ -430,22 +468,17 @@ class WanModel(nn.Module):
         self._compute_dtype: torch.dtype | None = None
         # embeddings
         self.patch_embedding = ops.Conv3d(c.in_dim, c.dim, kernel_size=c.patch_size, stride=c.patch_size, **kw)
-        self.text_embedding = nn.Sequential(
-            ops.Linear(c.text_dim, c.dim, **kw), nn.GELU(approximate="tanh"), ops.Linear(c.dim, c.dim, **kw)
-        )
-        self.time_embedding = nn.Sequential(
-            ops.Linear(c.freq_dim, c.dim, **kw), nn.SiLU(), ops.Linear(c.dim, c.dim, **kw)
-        )
-        self.time_projection = nn.Sequential(nn.SiLU(), ops.Linear(c.dim, 6 * c.dim, **kw))
+        self.text_embedding = feed_forward(c.text_dim, c.dim, c.dim, ops=ops, **kw)
+        self.time_embedding, self.time_projection = time_mlps(c.freq_dim, c.dim, ops=ops, **kw)
         if c.inject_sample_info:
             self.fps_embedding = ops.Embedding(2, c.dim, **kw)
             self.fps_projection = nn.Sequential(
                 ops.Linear(c.dim, c.dim, **kw), nn.SiLU(), ops.Linear(c.dim, 6 * c.dim, **kw)
             )
         # blocks
-        self.blocks = nn.ModuleList([self.block_class(c, ops=ops, **kw) for _ in range(c.num_layers)])
+        self.blocks = nn.ModuleList([WanAttentionBlock(c, ops=ops, **kw) for _ in range(c.num_layers)])
         # head
-        self.head = Head(c, ops=ops, **kw)
+        self.head = Head(c.dim, c.out_dim * math.prod(c.patch_size), c.eps, ops=ops, **kw)
         if c.is_i2v:
             self.img_emb = MLPProj(c.image_dim, c.dim, ops=ops, **kw)
 
@@ -468,9 +501,6 @@ class WanModel(nn.Module):
         clip_fea: torch.Tensor | None = None,
         y: torch.Tensor | None = None,
         fps=None,
-        *,
-        frame_positions: torch.Tensor | None = None,
-        block_extras: BlockExtras | None = None,
     ) -> torch.Tensor:
         """Predict the flow velocity.
 
@@ -481,14 +511,10 @@ class WanModel(nn.Module):
             clip_fea: I2V only, [B or 1, N_img (257), image_dim] CLIP penultimate tokens.
             y: I2V only, [B or 1, 20, F, H, W] condition (4 mask + 16 image latent), concatenated after x.
             fps: DF-1.3B only: int or [B] sequence of fps indices (0 = 16 fps, 1 = other); ignored otherwise.
-            frame_positions: optional [F'] temporal RoPE positions per latent frame (default 0..F'-1).
-            block_extras: data for a subclass' `extra_cross_attn` hook.
         Returns:
             float32 [B, out_dim, F, H, W].
         """
-        t, context, clip_fea, y, fps = self._check_inputs(
-            x, t, context, clip_fea, y, fps, frame_positions, block_extras
-        )
+        t, context, clip_fea, y, fps = self._check_inputs(x, t, context, clip_fea, y, fps)
         dtype = self.compute_dtype
         if y is not None:
             x = torch.cat([x, y.expand(x.shape[0], -1, -1, -1, -1).to(x.dtype)], dim=1)
@@ -496,18 +522,16 @@ class WanModel(nn.Module):
         e, e0 = self.embed_time(t, fps)
         inputs = WanBlockInputs(
             e0=e0,
-            grid=grid,
-            angles=self.rope_angles(grid, frame_positions, tokens.device),
+            angles=self.rope_angles(grid, tokens.device),
             context=self.embed_text(context, x.shape[0]),
             context_img=None if clip_fea is None else self.embed_image(clip_fea, x.shape[0]),
             attn_backend=self.attn_backend,
-            extras=block_extras,
         )
         for block in self.blocks:
             tokens = block(tokens, inputs)
             if self.residual_dtype is not None:
                 tokens = tokens.to(self.residual_dtype)
-        return self.unpatchify(self.head(tokens, e), grid)
+        return unpatchify(self.head(tokens, e), grid, self.config.patch_size, self.config.out_dim)
 
     # embeddings
 
@@ -523,42 +547,28 @@ class WanModel(nn.Module):
         Returns float32 (e [B, G, D] for the head, e0 [B, 6, G, D] for the blocks); G = 1 for t [B].
         """
         b, dim = t.shape[0], self.config.dim
-        steps = t.reshape(b, -1)
-        # The reference rounds the float64 sinusoid to the weight dtype, then runs the MLPs in float32.
-        sinus = sinusoidal_embedding(steps.flatten(), self.config.freq_dim).to(self.compute_dtype)
-        e = sequential_fp32(self.time_embedding, sinus)  # [B*G, D]
-        e0 = sequential_fp32(self.time_projection, e).view(b, -1, 6, dim)  # [B, G, 6, D]
+        e, e0 = embed_time(self.time_embedding, self.time_projection, t.reshape(b, -1), self.compute_dtype)
         if self.config.inject_sample_info:
             fps_emb = self.fps_embedding(fps).float()  # [B, D]
-            e0 = e0 + sequential_fp32(self.fps_projection, fps_emb).view(b, 1, 6, dim)  # e0 only, not e
-        return e.view(b, -1, dim), e0.transpose(1, 2)
+            e0 = e0 + sequential_fp32(self.fps_projection, fps_emb).view(b, 6, 1, dim)  # e0 only, not e
+        return e, e0
 
     def embed_text(self, context: torch.Tensor, batch: int) -> torch.Tensor:
         """[B or 1, L, text_dim] -> [B, L, D] (compute dtype)."""
-        return self.text_embedding(context.to(self.compute_dtype)).expand(batch, -1, -1)
+        return embed_text(self.text_embedding, context, batch, self.compute_dtype)
 
     def embed_image(self, clip_fea: torch.Tensor, batch: int) -> torch.Tensor:
         """[B or 1, N, image_dim] -> [B, N, D] (compute dtype)."""
         return self.img_emb(clip_fea.to(self.compute_dtype)).expand(batch, -1, -1)
 
-    def rope_angles(self, grid: TokenGrid, frame_positions: torch.Tensor | None, device) -> torch.Tensor:
-        """RoPE angles [L, head_dim/2] for the token grid; temporal positions default to 0..F-1."""
+    def rope_angles(self, grid: TokenGrid, device) -> torch.Tensor:
+        """RoPE angles [L, head_dim/2] for the token grid (positions 0..F-1, 0..H-1, 0..W-1)."""
         positions = grid_positions(grid.frames, grid.height, grid.width, device=device)  # [L, 3]
-        if frame_positions is not None:
-            frames = torch.as_tensor(frame_positions, device=device).to(torch.float64)
-            positions[:, 0] = frames.repeat_interleave(grid.tokens_per_frame)
         return rope_angles(positions, self.config.head_dim)
-
-    def unpatchify(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
-        """[B, L, prod(patch) * out_dim] (channel fastest) -> float32 [B, out_dim, F*pt, H*ph, W*pw]."""
-        (pt, ph, pw), c = self.config.patch_size, self.config.out_dim
-        x = x.view(x.shape[0], grid.frames, grid.height, grid.width, pt, ph, pw, c)
-        x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)  # b c f pt h ph w pw
-        return x.reshape(x.shape[0], c, grid.frames * pt, grid.height * ph, grid.width * pw).float()
 
     # validation (before any heavy compute)
 
-    def _check_inputs(self, x, t, context, clip_fea, y, fps, frame_positions, block_extras):
+    def _check_inputs(self, x, t, context, clip_fea, y, fps):
         """Validate shapes; returns normalised (t, context, clip_fea, y, fps)."""
         c = self.config
         if x.dim() != 5:
@@ -571,8 +581,7 @@ class WanModel(nn.Module):
                 f"Latent size F×H×W = {frames}×{height}×{width} must be divisible by the patch size {pt}×{ph}×{pw} "
                 f"(pixel width and height must be multiples of {8 * ph}); resize the video."
             )
-        grid_frames = frames // pt
-        t = self._check_t(t, b, grid_frames, x.device)
+        t = self._check_t(t, b, frames // pt, x.device)
         self._check_tokens("context", context, b, c.text_dim, "text_dim")
         if c.is_i2v and clip_fea is None:
             raise SkyReelsInputError(
@@ -583,17 +592,6 @@ class WanModel(nn.Module):
                 raise SkyReelsInputError("This is a T2V model: it has no image branch (img_emb); do not pass clip_fea.")
             self._check_tokens("clip_fea", clip_fea, b, c.image_dim, "image_dim")
         fps = self._check_fps(fps, b, x.device) if c.inject_sample_info else None
-        if frame_positions is not None and torch.as_tensor(frame_positions).shape != (grid_frames,):
-            raise SkyReelsInputError(
-                f"frame_positions must hold one temporal position per latent frame, shape [{grid_frames}]; "
-                f"got {tuple(torch.as_tensor(frame_positions).shape)}."
-            )
-        if block_extras is not None and not isinstance(block_extras, BlockExtras):
-            raise SkyReelsInputError(
-                f"block_extras must be a BlockExtras dataclass; got {type(block_extras).__name__}."
-            )
-        if block_extras is not None and self.block_class.extra_cross_attn is None:
-            raise SkyReelsInputError(f"block_extras given, but {type(self).__name__} has no extra cross-attention.")
         if self.attn_backend not in ATTENTION_BACKENDS:
             raise SkyReelsInputError(f"attn_backend {self.attn_backend!r} is not one of {ATTENTION_BACKENDS}.")
         return t, context, clip_fea, y, fps

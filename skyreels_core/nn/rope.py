@@ -2,10 +2,14 @@
 
 Wan2.1 / SkyReels split the head_dim/2 complex pairs of a head into three groups
 [c - 2*(c//3), c//3, c//3] (c = head_dim/2) rotated by the frame, row and column index; pairs are
-interleaved (channel 2i = real part, 2i+1 = imaginary part). The reference builds a 1024-row lookup
-table; we compute angle = position * inv_freq directly, which gives the same float32 numbers for
-integer positions and also allows what the table cannot: negative positions (V4 in-context
-references), offsets and gaps (V3 shot switching puts condition frames at index 1024) and fractional
+interleaved (channel 2i = real part, 2i+1 = imaginary part).
+
+Numerics follow SkyReels-V2's `rope_params` / `rope_apply` exactly: float32 inverse frequencies
+1 / theta^(arange(0, d, 2) / d), float32 angles position * inv_freq, the complex64 table
+polar(1, angle) built on the CPU, and a complex64 multiply. In bf16 a last-bit difference in any of them
+flips roundings of the block outputs. The reference builds a 1024-row table per axis; we compute the
+angle of each token's position instead, which gives the same numbers for integer positions and also allows
+what the table cannot: negative positions (V4 in-context references), offsets and gaps, and fractional
 scaled positions (V4 puts audio and video on one time axis).
 """
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["rope_axis_pairs", "rope_inv_freqs", "rope_angles", "rope_apply", "grid_positions"]
+__all__ = ["rope_axis_pairs", "rope_inv_freqs", "rope_angles", "rope_freqs", "rope_apply", "grid_positions"]
 
 
 def rope_axis_pairs(head_dim: int) -> tuple[int, int, int]:
@@ -25,11 +29,11 @@ def rope_axis_pairs(head_dim: int) -> tuple[int, int, int]:
 
 
 def rope_inv_freqs(head_dim: int, theta: float = 10000.0) -> list[torch.Tensor]:
-    """Per-axis inverse frequencies theta^(-2j/d_axis), computed in float64 like the reference table."""
+    """Per-axis float32 inverse frequencies theta^(-2j/d_axis) on the CPU: the reference's formula, op for op."""
     freqs = []
     for pairs in rope_axis_pairs(head_dim):
         dim = 2 * pairs
-        freqs.append(1.0 / torch.pow(theta, torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+        freqs.append(1.0 / torch.pow(theta, torch.arange(0, dim, 2).to(torch.float32).div(dim)))
     return freqs
 
 
@@ -65,28 +69,38 @@ def rope_angles(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) 
     """
     parts = []
     for axis, inv in enumerate(rope_inv_freqs(head_dim, theta)):
-        # float32 like the reference's table: float32 position times float32 inverse frequency.
+        # The reference's table outer(arange, inv_freq): float32 position times float32 inverse frequency.
         pos = positions[..., axis].to(torch.float32)
-        parts.append(pos.unsqueeze(-1) * inv.to(device=positions.device, dtype=torch.float32))
+        parts.append(pos.unsqueeze(-1) * inv.to(positions.device))
     return torch.cat(parts, dim=-1)
 
 
 @torch.autocast("cuda", enabled=False)
 @torch.autocast("cpu", enabled=False)
+def rope_freqs(angles: torch.Tensor) -> torch.Tensor:
+    """complex64 cos(angle) + i sin(angle), same shape and device as the float32 `angles`.
+
+    Computed by torch.polar on the CPU, as the reference builds its table: cos / sin of other devices can
+    differ in the last bit. On another device only the distinct angles (a few thousand for a token grid)
+    make the round trip.
+    """
+    if angles.device.type == "cpu":
+        return torch.polar(torch.ones_like(angles), angles)
+    values, index = torch.unique(angles, return_inverse=True)
+    values = values.cpu()
+    return torch.polar(torch.ones_like(values), values).to(angles.device)[index]
+
+
+@torch.autocast("cuda", enabled=False)
+@torch.autocast("cpu", enabled=False)
 def rope_apply(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved pairs of x.
+    """Rotate interleaved pairs of x by a complex64 multiply (a float32 island, as in Wan).
 
     Args:
         x: [B, L, H, D].
         angles: [L, D/2] or [B, L, D/2] from `rope_angles` (float32).
     Returns:
-        x rotated, in x's dtype. The rotation itself runs in float32 (a float32 island, as in Wan).
+        x rotated, in x's dtype.
     """
-    if angles.dim() == 2:
-        angles = angles.unsqueeze(0)
-    cos = torch.cos(angles).unsqueeze(2)  # [B, L, 1, D/2]
-    sin = torch.sin(angles).unsqueeze(2)
-    xf = x.to(torch.float32).unflatten(-1, (-1, 2))
-    real, imag = xf[..., 0], xf[..., 1]
-    out = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1)
-    return out.flatten(-2).to(x.dtype)
+    pairs = torch.view_as_complex(x.to(torch.float32).contiguous().unflatten(-1, (-1, 2)))  # [B, L, H, D/2]
+    return torch.view_as_real(pairs * rope_freqs(angles).unsqueeze(-2)).flatten(-2).to(x.dtype)

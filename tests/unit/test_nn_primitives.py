@@ -15,11 +15,12 @@ def test_rope_axis_split_matches_reference():
 
 def test_rope_integer_positions_match_reference_table():
     # The reference builds a float32 table outer(arange(1024), inv_freq) per axis; we compute directly.
+    # inv_freq is the reference's float32 formula (rope_params), not a float64 one rounded.
     head_dim = 64
     pos = grid_positions(3, 4, 5)
     angles = rope_angles(pos, head_dim)
     t_pairs, h_pairs, _ = rope_axis_pairs(head_dim)
-    inv_t = 1.0 / torch.pow(10000, torch.arange(0, 2 * t_pairs, 2, dtype=torch.float64) / (2 * t_pairs))
+    inv_t = 1.0 / torch.pow(10000, torch.arange(0, 2 * t_pairs, 2).to(torch.float32).div(2 * t_pairs))
     table_t = torch.outer(torch.arange(1024, dtype=torch.float32), inv_t.float())
     frame_index = pos[:, 0].long()
     assert torch.equal(angles[:, :t_pairs], table_t[frame_index])

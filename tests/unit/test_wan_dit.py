@@ -19,8 +19,6 @@ from skyreels_core.models.wan_dit import (
     T2V_1_3B,
     T2V_14B,
     TINY,
-    BlockExtras,
-    WanAttentionBlock,
     WanDiTConfig,
     WanModel,
     param_count,
@@ -175,20 +173,6 @@ def test_fps_branch_changes_output_and_is_ignored_without_it(t2v):
         df(x, t, context, fps=[2])
 
 
-def test_frame_positions_are_relative_and_gaps_matter(t2v):
-    x, t, context = inputs()
-    with torch.no_grad():
-        base = t2v(x, t, context)
-        explicit = t2v(x, t, context, frame_positions=torch.arange(F))
-        shifted = t2v(x, t, context, frame_positions=torch.arange(F) + 40.0)
-        negative = t2v(x, t, context, frame_positions=[-7.0, -6.0, -5.0])
-        gap = t2v(x, t, context, frame_positions=torch.tensor([0.0, 1.0, 1024.0]))
-    assert torch.equal(base, explicit)
-    torch.testing.assert_close(shifted, base, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(negative, base, atol=1e-4, rtol=1e-4)
-    assert (gap - base).abs().max() > 1e-3
-
-
 def test_batch_two_matches_single_samples_and_context_broadcasts(t2v):
     x, t, context = inputs(batch=2)
     t = torch.tensor([741, 100])
@@ -265,45 +249,6 @@ def test_operations_namespace_is_used():
         assert model(*inputs()).shape == (1, 16, F, H, W)
 
 
-# block extension hook
-
-
-@dataclasses.dataclass(frozen=True)
-class ToyExtras(BlockExtras):
-    """bias: [B, F, D] added to each frame's tokens."""
-
-    bias: torch.Tensor
-
-
-class ToyBlock(WanAttentionBlock):
-    def extra_cross_attn(self, x, inputs):
-        grid = inputs.grid
-        return (x.unflatten(1, (grid.frames, grid.tokens_per_frame)) + inputs.extras.bias[:, :, None]).flatten(1, 2)
-
-
-class ToyModel(WanModel):
-    block_class = ToyBlock
-
-
-def test_extra_cross_attention_hook(t2v):
-    model = ToyModel(TINY)
-    model.load_state_dict(t2v.state_dict(), strict=True)  # the hook adds no keys here
-    x, t, context = inputs()
-    bias = torch.zeros(1, F, TINY.dim)
-    moved_bias = torch.randn(1, F, TINY.dim, generator=torch.Generator().manual_seed(3))  # not constant over D
-    with torch.no_grad():
-        plain = t2v(x, t, context)
-        without = model(x, t, context)
-        zero = model(x, t, context, block_extras=ToyExtras(bias))
-        moved = model(x, t, context, block_extras=ToyExtras(moved_bias))
-    assert torch.equal(plain, without) and torch.equal(plain, zero)
-    assert (moved - plain).abs().max() > 1e-3
-    with pytest.raises(SkyReelsInputError, match="must be a BlockExtras dataclass"):
-        model(x, t, context, block_extras={"bias": bias})
-    with pytest.raises(SkyReelsInputError, match="no extra cross-attention"):
-        t2v(x, t, context, block_extras=ToyExtras(bias))
-
-
 # validation
 
 
@@ -322,7 +267,6 @@ def test_input_validation_messages(t2v, i2v):
         (t2v, dict(x=x, t=t, context=context[..., :10]), "context width 10 .* text_dim 64"),
         (t2v, dict(x=x, t=torch.tensor([1, 2]), context=context), r"t must have shape \[B\]"),
         (t2v, dict(x=x, t=torch.zeros(1, F + 1), context=context), r"\[B, F\] = \[1, 3\]"),
-        (t2v, dict(x=x, t=t, context=context, frame_positions=torch.arange(5)), "frame_positions"),
         (i2v, dict(x=x, t=t, context=context, y=y, clip_fea=clip[..., :5]), "clip_fea width 5"),
     ]
     for model, kwargs, message in cases:
