@@ -8,6 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from scripts.tiny_builders import tiny_audio_vae_state_dict as tiny_vae_state_dict
+from scripts.tiny_builders import tiny_vocoder_state_dict
 from skyreels_core.errors import CheckpointError, SkyReelsInputError
 from skyreels_core.models.audio_codec import (
     LATENT_RATE,
@@ -22,8 +24,8 @@ from skyreels_core.models.audio_codec import (
     resample,
     samples_for,
 )
-from skyreels_core.models.audio_vae import AudioVAE, AudioVAEConfig, MelConverter, tiny_vae_state_dict
-from skyreels_core.models.vocoder import BigVGAN, BigVGANConfig, tiny_vocoder_state_dict
+from skyreels_core.models.audio_vae import AudioVAE, AudioVAEConfig, MelConverter
+from skyreels_core.models.vocoder import BigVGAN, BigVGANConfig
 from tests.conftest import GOLDEN
 
 

@@ -7,13 +7,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from scripts.tiny_builders import tiny_audio_vae_state_dict as tiny_vae_state_dict
+from scripts.tiny_builders import tiny_av_dit_state_dict as tiny_state_dict
+from scripts.tiny_builders import tiny_vocoder_state_dict
 from skyreels_core.conditioning.v4 import VideoCondition
 from skyreels_core.errors import SkyReelsInputError
 from skyreels_core.models.audio_codec import load_audio_codec
-from skyreels_core.models.audio_vae import tiny_vae_state_dict
-from skyreels_core.models.av_mmdit import AudioStream, AVDiTConfig, AVMMDiT, ModelType, VideoStream, tiny_state_dict
+from skyreels_core.models.av_mmdit import AudioStream, AVDiTConfig, AVMMDiT, ModelType, VideoStream
 from skyreels_core.models.video_vae import VAE3DConfig, WanVAE
-from skyreels_core.models.vocoder import tiny_vocoder_state_dict
 from skyreels_core.pipelines.t2av import audio_seed, av_latent_shape, generate_av, guided_av_velocity, sample_av
 from skyreels_core.pipelines.video import seeded_noise
 from skyreels_core.sampling.schedules import flow_sigmas
