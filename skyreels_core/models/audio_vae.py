@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import CheckpointError, SkyReelsInputError
 from ..nn.attention import attention
+from ..shapes import AUDIO_SAMPLE_RATE
 
 __all__ = [
     "DATA_MEAN_128D",
@@ -127,7 +128,7 @@ class MelConverter(nn.Module):
 
     def __init__(
         self,
-        sampling_rate=44100,
+        sampling_rate=AUDIO_SAMPLE_RATE,
         n_fft=2048,
         num_mels=128,
         hop_size=512,

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..checkpoints.io import describe_keys, load_strict, read_state_dict
 from ..errors import CheckpointError, SkyReelsInputError
 from ..nn.attention import attention
-from ..shapes import SPACE_STRIDE, check_frames, latent_frames
+from ..shapes import SPACE_STRIDE, check_frames, latent_frames, pixel_frames
 from .video_vae_tiling import normalize_tile, run_tiled, tile_spans
 
 __all__ = [
@@ -505,7 +505,7 @@ class WanVAE(nn.Module):
         param = self.conv2.weight
         x = self.conv2(mu.to(device=param.device, dtype=param.dtype))
         b, _, t, h, w = x.shape
-        out = torch.empty(b, 3, (t - 1) * 4 + 1, h * SPACE_STRIDE, w * SPACE_STRIDE, device=x.device)
+        out = torch.empty(b, 3, pixel_frames(t), h * SPACE_STRIDE, w * SPACE_STRIDE, device=x.device)
         cache, done = CausalCache(), 0
         for i in range(t):
             frames = self.decoder(x[:, :, i : i + 1], cache)
