@@ -71,6 +71,3 @@ class SkyReelsVAEDecode(io.ComfyNode):
         if latent.get("num_frames") is not None:  # exact length set by the sampler (SkyReels DF Sampler)
             video = video[:, :, : int(latent["num_frames"])]
         return io.NodeOutput(video_to_images(video))
-
-
-DECODE_NODES = [SkyReelsVAEDecode]

@@ -168,6 +168,3 @@ class SkyReelsCLIPVisionLoader(io.ComfyNode):
         encoder = load_clip_vision(bridge.model_path("clip_vision", clip_name),
                                    dtype=bridge.compute_dtype(load_device), device="cpu")
         return io.NodeOutput(bridge.manage(encoder, "clip_vision", clip_name))
-
-
-LOADER_NODES = [SkyReelsModelLoader, SkyReelsVAELoader, SkyReelsTextEncoderLoader, SkyReelsCLIPVisionLoader]
