@@ -39,6 +39,17 @@ def _bf16_randn(generator: torch.Generator, shape, std: float = 1.0, mean: float
     return values.to(torch.bfloat16).to(torch.float32)  # bf16-representable, stored as float32
 
 
+def _meta_shapes(model_class: type[torch.nn.Module], config) -> dict[str, torch.Size]:
+    """{key: shape} of the model's state dict, built on the meta device (no memory)."""
+    with torch.device("meta"):
+        return {k: v.shape for k, v in model_class(config).state_dict().items()}
+
+
+def _check_layout(layout: str) -> None:
+    if layout not in ("wan", "comfy"):
+        raise ValueError(f"layout must be 'wan' or 'comfy', got {layout!r}.")
+
+
 # ---------------------------------------------------------------- video VAE, audio VAE, vocoder
 
 
@@ -48,8 +59,7 @@ def tiny_video_vae_state_dict(seed: int = 0, config: VAE3DConfig = VAE3DConfig.T
     Conv weights ~ N(0, 1/fan_in), biases ~ N(0, 0.02), norm gammas ~ 1 + N(0, 0.05); the decoder head is
     scaled down so decoded pixels mostly stay in [-1, 1].
     """
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in WanVAE(config).state_dict().items()}
+    shapes = _meta_shapes(WanVAE, config)
     generator = torch.Generator().manual_seed(seed)
     state = {}
     for key in sorted(shapes):
@@ -73,8 +83,7 @@ def tiny_audio_vae_state_dict(config: AudioVAEConfig | None = None, seed: int = 
     MPConv1D weights ~ N/sqrt(fan_in), learnable gains 0.05*N, data_mean/std = the 128-bin constants.
     """
     config = config or AudioVAEConfig(hidden_dim=8)
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in AudioVAE(config).state_dict().items()}
+    shapes = _meta_shapes(AudioVAE, config)
     gen = torch.Generator().manual_seed(seed)
     sd = {}
     for key, shape in sorted(shapes.items()):
@@ -176,12 +185,10 @@ def tiny_umt5_state_dict(
     float8_e4m3fn plus `<layer>.scale_weight` and the `scaled_fp8` marker (ComfyUI's
     `umt5_xxl_fp8_e4m3fn_scaled.safetensors` format).
     """
-    if layout not in ("wan", "comfy"):
-        raise ValueError(f"layout must be 'wan' or 'comfy', got {layout!r}.")
+    _check_layout(layout)
     cfg = cfg or UMT5Config.TINY
     gen = torch.Generator().manual_seed(seed)
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in UMT5Encoder(cfg).state_dict().items()}
+    shapes = _meta_shapes(UMT5Encoder, cfg)
     state = {}
     for key, shape in shapes.items():
         if key.endswith("norm1.weight") or key.endswith("norm2.weight") or key == "norm.weight":
@@ -208,12 +215,10 @@ def tiny_clip_vision_state_dict(
     entries the real file has; "comfy": HF / ComfyUI clip_vision naming with post_layernorm and
     visual_projection. Both layouts hold the same numbers for the same seed.
     """
-    if layout not in ("wan", "comfy"):
-        raise ValueError(f"layout must be 'wan' or 'comfy', got {layout!r}.")
+    _check_layout(layout)
     cfg = cfg or CLIPVisionConfig.TINY
     gen = torch.Generator().manual_seed(seed)
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in CLIPVisionEncoder(cfg).state_dict().items()}
+    shapes = _meta_shapes(CLIPVisionEncoder, cfg)
     shapes.update({"post_norm.weight": (cfg.dim,), "post_norm.bias": (cfg.dim,), "head": (cfg.dim, out_dim)})
     state = {}
     for key, shape in shapes.items():
