@@ -1,8 +1,9 @@
 """ComfyUI-SkyReels: SkyReels video models as ComfyUI nodes, on the pure-PyTorch skyreels_core library.
 
-ComfyUI loads this package from custom_nodes/. The mappings below are literal on purpose: ComfyUI-Manager's
-missing-node scanner reads them from source. The classes are V3 `io.ComfyNode`s; ComfyUI accepts them in
-NODE_CLASS_MAPPINGS (which it prefers over `comfy_entrypoint`, kept for V3-only hosts and tools).
+ComfyUI loads this package from custom_nodes/. The mapping below is literal on purpose: ComfyUI-Manager's
+missing-node scanner reads it from source. The classes are V3 `io.ComfyNode`s; ComfyUI accepts them in
+NODE_CLASS_MAPPINGS (which it prefers over `comfy_entrypoint`, kept for V3-only hosts and tools) and reads
+their display names from the schemas (`display_name`), so there is no NODE_DISPLAY_NAME_MAPPINGS.
 Importing this package touches no GPU and imports no optional dependency. Imported outside ComfyUI (pytest
 collects this folder as a package because it has an __init__.py) it registers nothing instead of failing.
 """
@@ -20,7 +21,6 @@ except ModuleNotFoundError as exc:  # not inside ComfyUI, e.g. pytest collecting
         "ComfyUI-SkyReels: comfy_api.latest not found (needs ComfyUI >= 0.3.75); no SkyReels nodes registered."
     )
     NODE_CLASS_MAPPINGS = {}
-    NODE_DISPLAY_NAME_MAPPINGS = {}
 else:
     from .nodes.decode import SkyReelsVAEDecode
     from .nodes.diffusion_forcing import SkyReelsDFSampler
@@ -70,31 +70,6 @@ else:
         "SkyReelsV4AudioDecode": SkyReelsV4AudioDecode,
     }
 
-    NODE_DISPLAY_NAME_MAPPINGS = {
-        "SkyReelsModelLoader": "SkyReels Model Loader",
-        "SkyReelsVAELoader": "SkyReels VAE Loader",
-        "SkyReelsTextEncoderLoader": "SkyReels Text Encoder Loader (umT5)",
-        "SkyReelsCLIPVisionLoader": "SkyReels CLIP Vision Loader",
-        "SkyReelsTextEncode": "SkyReels Text Encode",
-        "SkyReelsCLIPVisionEncode": "SkyReels CLIP Vision Encode",
-        "SkyReelsEmptyVideoLatent": "SkyReels Empty Video Latent",
-        "SkyReelsImageToVideo": "SkyReels Image To Video",
-        "SkyReelsSampler": "SkyReels Sampler",
-        "SkyReelsVAEDecode": "SkyReels VAE Decode",
-        "SkyReelsDFSampler": "SkyReels DF Sampler (long video)",
-        "SkyReelsV4ModelLoader": "SkyReels V4 Model Loader",
-        "SkyReelsV4AudioCodecLoader": "SkyReels V4 Audio Codec Loader",
-        "SkyReelsV4TextEncoderLoader": "SkyReels V4 Text Encoder Loader (MLLM)",
-        "SkyReelsV4TextEncode": "SkyReels V4 Text Encode",
-        "SkyReelsV4EmptyAVLatent": "SkyReels V4 Empty AV Latent",
-        "SkyReelsV4TaskCondition": "SkyReels V4 Task Condition",
-        "SkyReelsV4References": "SkyReels V4 References",
-        "SkyReelsV4Sampler": "SkyReels V4 Sampler",
-        "SkyReelsV4Decode": "SkyReels V4 Decode",
-        "SkyReelsV4AudioEncode": "SkyReels V4 Audio Encode",
-        "SkyReelsV4AudioDecode": "SkyReels V4 Audio Decode",
-    }
-
     class SkyReelsExtension(ComfyExtension):
         async def get_node_list(self) -> list[type[io.ComfyNode]]:
             return list(NODE_CLASS_MAPPINGS.values())
@@ -103,4 +78,4 @@ else:
         return SkyReelsExtension()
 
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY", "comfy_entrypoint"]
+__all__ = ["NODE_CLASS_MAPPINGS", "WEB_DIRECTORY", "comfy_entrypoint"]

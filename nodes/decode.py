@@ -77,5 +77,3 @@ class SkyReelsVAEDecode(io.ComfyNode):
         # the exact length set by a sampler that makes any number of frames (SkyReels DF Sampler)
         return io.NodeOutput(decode_video(vae, latent["samples"], tile_size, tile_overlap, latent.get("num_frames")))
 
-
-DECODE_NODES = [SkyReelsVAEDecode]

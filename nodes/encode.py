@@ -74,6 +74,3 @@ class SkyReelsCLIPVisionEncode(io.ComfyNode):
         with torch.no_grad():
             tokens = clip_vision.runner.encode_image(image[:1, ..., :3]).float().cpu()
         return io.NodeOutput(ImageEmbeds(clip_fea=tokens))
-
-
-ENCODE_NODES = [SkyReelsTextEncode, SkyReelsCLIPVisionEncode]

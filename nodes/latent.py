@@ -99,6 +99,3 @@ class SkyReelsImageToVideo(io.ComfyNode):
             cond = make_i2v_condition(vae.runner, start, end, frames, height, width, clip_fea)
         cond = type(cond)(y=cond.y.float().cpu(), clip_fea=cond.clip_fea)
         return io.NodeOutput(cond, latent)
-
-
-LATENT_NODES = [SkyReelsEmptyVideoLatent, SkyReelsImageToVideo]

@@ -77,7 +77,7 @@ class SkyReelsModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str, weight_dtype: str, attention: str) -> io.NodeOutput:
-        from ..skyreels_core.checkpoints.dit_loader import load_dit
+        from ..skyreels_core.models.wan_dit_loader import load_dit
 
         load_device, _ = bridge.devices("dit")
         dtype, storage = dit_dtypes(weight_dtype, load_device)
@@ -168,6 +168,3 @@ class SkyReelsCLIPVisionLoader(io.ComfyNode):
         encoder = load_clip_vision(bridge.model_path("clip_vision", clip_name),
                                    dtype=bridge.compute_dtype(load_device), device="cpu")
         return io.NodeOutput(bridge.manage(encoder, "clip_vision", clip_name))
-
-
-LOADER_NODES = [SkyReelsModelLoader, SkyReelsVAELoader, SkyReelsTextEncoderLoader, SkyReelsCLIPVisionLoader]

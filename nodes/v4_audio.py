@@ -143,6 +143,3 @@ class SkyReelsV4AudioDecode(io.ComfyNode):
     def execute(cls, audio_codec, latent: dict) -> io.NodeOutput:
         z, length = audio_latent_of(latent)
         return io.NodeOutput(audio_value(decode_audio(audio_codec, z, length)))
-
-
-AUDIO_NODES = [SkyReelsV4AudioCodecLoader, SkyReelsV4AudioEncode, SkyReelsV4AudioDecode]

@@ -33,15 +33,13 @@ if __package__ in (None, "") and str(Path(__file__).resolve().parents[1]) not in
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skyreels_core.models.av_mmdit import (  # noqa: E402
-    AUDIO_LATENT_HOP,
-    AUDIO_SAMPLE_RATE,
     AudioStream,
     AVDiTConfig,
     AVMMDiT,
     VideoStream,
     param_count,
 )
-from skyreels_core.shapes import VideoLatentShape, nearest_valid_frames  # noqa: E402
+from skyreels_core.shapes import AudioLatentShape, VideoLatentShape, nearest_valid_frames  # noqa: E402
 
 log = logging.getLogger("bench_av")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -51,7 +49,7 @@ def clip_inputs(config: AVDiTConfig, seconds: float, args, device, dtype):
     """(VideoStream, AudioStream, timestep, context, info) for a clip of `seconds`."""
     frames = nearest_valid_frames(round(seconds * args.fps) + 1)
     shape = VideoLatentShape.from_pixels(frames, args.height, args.width)
-    num_audio = round(frames / args.fps * AUDIO_SAMPLE_RATE / AUDIO_LATENT_HOP)
+    num_audio = AudioLatentShape.from_video(frames, args.fps).frames  # as the pipeline samples it
     g = torch.Generator(device="cpu").manual_seed(0)
     video = torch.randn(1, 2 * config.video_channels + 1, shape.frames, shape.height, shape.width, generator=g)
     audio = torch.randn(1, config.audio_channels, num_audio, generator=g)

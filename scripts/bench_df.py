@@ -32,6 +32,7 @@ if str(REPO) not in sys.path:
 
 from skyreels_core.models import wan_dit  # noqa: E402
 from skyreels_core.pipelines.diffusion_forcing import DFSettings, generate_df_video  # noqa: E402
+from skyreels_core.shapes import pixel_frames  # noqa: E402
 
 
 def _out(line: str) -> None:
@@ -71,7 +72,7 @@ def run_one(n_windows: int, args) -> dict:
     cfg = getattr(wan_dit, args.preset)
     model = wan_dit.WanModel(cfg).to(device).eval()
     h, w = (int(v) for v in args.size.split("x"))
-    base, overlap = 4 * (args.window - 1) + 1, 4 * (args.overlap - 1) + 1
+    base, overlap = pixel_frames(args.window), pixel_frames(args.overlap)
     latents = args.window + (args.window - args.overlap) * (n_windows - 1)
     settings = DFSettings(
         steps=args.steps, shift=8.0, guidance_scale=5.0, base_num_frames=base, overlap_history=overlap
@@ -80,7 +81,7 @@ def run_one(n_windows: int, args) -> dict:
 
     def generate(scan: bool):
         measured = MeasuredModel(model, device, scan)
-        num_frames = 4 * (latents - 1) + 1
+        num_frames = pixel_frames(latents)
         res = generate_df_video(measured, ctx, num_frames, (h, w), settings, negative_context=torch.zeros_like(ctx))
         return res, measured
 

@@ -6,8 +6,9 @@ Every file is deterministic (fixed seeds, values rounded to bf16 so the fp32 and
 numbers) and small (a few MB). Files are skipped when they already exist with the content this version
 would write (sha256 recorded in OUT_DIR/tiny_manifest.json together with TINY_VERSION).
 
-The registry `TINY_FILES` lists `TinyFile(relative_path, builder)`; a builder returns a state dict. Another
-model's tiny file is one line: `TinyFile("vae/x.safetensors", _from("skyreels_core.models.m", "fn"))`.
+The registry `TINY_FILES` lists `TinyFile(relative_path, builder)`; a builder returns a state dict (or
+(tensors, metadata)). Another model's tiny file is one line: `TinyFile("vae/x.safetensors", tiny_builders.fn)`,
+with the builder in `scripts/tiny_builders.py`.
 Used by the unit tests (`make_all(tmp_dir)`) and the ComfyUI end-to-end tests.
 """
 
@@ -17,7 +18,6 @@ import argparse
 import dataclasses
 import functools
 import hashlib
-import importlib
 import io
 import json
 import logging
@@ -32,12 +32,13 @@ import torch
 if __package__ in (None, "") and str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scripts import tiny_builders  # noqa: E402
 from skyreels_core.checkpoints.convert import to_diffusers_wan_keys  # noqa: E402
 from skyreels_core.checkpoints.fp8 import quantize_weight  # noqa: E402
 
 log = logging.getLogger("make_tiny_checkpoints")
 
-TINY_VERSION = "2"
+TINY_VERSION = "3"  # 3: DiT configs stored as one JSON (checkpoints/metadata.py)
 MANIFEST = "tiny_manifest.json"
 StateDict = dict[str, torch.Tensor]
 
@@ -134,9 +135,15 @@ def to_scaled_fp8(state: StateDict, fp8_dtype: torch.dtype = torch.float8_e4m3fn
 
 
 def _dit(variant: str = "t2v", transform: Callable[[StateDict], StateDict] | None = None, **kw) -> Callable:
-    def build() -> StateDict:
+    """Builder of (tensors, metadata): the config JSON the loader cross-checks against the shapes."""
+
+    def build() -> tuple[StateDict, dict[str, str]]:
+        from skyreels_core.checkpoints.metadata import config_metadata
+        from skyreels_core.models.wan_dit_loader import WAN_CONFIG_KEY
+
         state = tiny_dit_state_dict(variant, **kw)
-        return transform(state) if transform else state
+        metadata = config_metadata(_wan_config(variant), WAN_CONFIG_KEY)
+        return (transform(state) if transform else state), metadata
 
     return build
 
@@ -145,25 +152,14 @@ def _diffusers(state: StateDict) -> StateDict:
     return to_diffusers_wan_keys({k: v for k, v in state.items() if not k.startswith("model_type.")})
 
 
-def _from(module: str, function: str, **kwargs) -> Callable[[], StateDict]:
-    """Builder that calls `module.function(**kwargs)` (imported lazily: other model files may be absent)."""
-
-    def build() -> StateDict:
-        return getattr(importlib.import_module(module), function)(**kwargs)
-
-    build.source = f"{module}.{function}"  # type: ignore[attr-defined]
-    return build
-
-
 def _umt5(layout: str = "comfy", scaled_fp8: bool = False) -> Callable[[], StateDict]:
     """Tiny umT5; the ComfyUI layout carries the tokenizer as the uint8 `spiece_model` tensor, as ComfyUI's do."""
 
     def build() -> StateDict:
         from skyreels_core.encoders.tokenizer import make_tiny_spiece_model
-        from skyreels_core.encoders.umt5 import tiny_state_dict
 
         spiece = make_tiny_spiece_model() if layout == "comfy" else None
-        return tiny_state_dict(with_spiece=spiece, layout=layout, scaled_fp8=scaled_fp8)
+        return tiny_builders.tiny_umt5_state_dict(with_spiece=spiece, layout=layout, scaled_fp8=scaled_fp8)
 
     return build
 
@@ -234,19 +230,19 @@ TINY_FILES: tuple[TinyFile, ...] = (
     TinyFile(DM + "skyreels_v2_t2v_tiny_sharded", _dit("t2v"), shards=2),
     TinyFile(DM + "skyreels_v2_i2v_tiny.safetensors", _dit("i2v")),
     TinyFile(DM + "skyreels_v2_df_tiny.safetensors", _dit("df")),
-    # Other model kinds: builders live next to each model.
-    TinyFile("vae/wan_2.1_vae_tiny.safetensors", _from("skyreels_core.models.video_vae", "tiny_state_dict")),
-    TinyFile("vae/Wan2.1_VAE_tiny.pth", _from("skyreels_core.models.video_vae", "tiny_state_dict")),
+    # Other model kinds: builders in tiny_builders.py.
+    TinyFile("vae/wan_2.1_vae_tiny.safetensors", tiny_builders.tiny_video_vae_state_dict),
+    TinyFile("vae/Wan2.1_VAE_tiny.pth", tiny_builders.tiny_video_vae_state_dict),
     TinyFile("text_encoders/umt5_xxl_tiny.safetensors", _umt5("comfy")),
     TinyFile("text_encoders/umt5_xxl_tiny_fp8_e4m3fn_scaled.safetensors", _umt5("comfy", scaled_fp8=True)),
     TinyFile("text_encoders/models_t5_umt5-xxl-enc-tiny.pth", _umt5("wan")),
     TinyFile("clip_vision/clip_vision_h_tiny.safetensors",
-             _from("skyreels_core.encoders.clip_vision", "tiny_state_dict", layout="comfy")),
+             functools.partial(tiny_builders.tiny_clip_vision_state_dict, layout="comfy")),
     TinyFile("clip_vision/models_clip_open-clip-xlm-roberta-large-vit-huge-14_tiny.pth",
-             _from("skyreels_core.encoders.clip_vision", "tiny_state_dict", layout="wan")),
-    TinyFile("vae/mmaudio_vae_44k_tiny.safetensors", _from("skyreels_core.models.audio_vae", "tiny_vae_state_dict")),
-    TinyFile("vae/bigvgan_v2_44k_tiny.safetensors", _from("skyreels_core.models.vocoder", "tiny_vocoder_state_dict")),
-    TinyFile(DM + "skyreels_v4_av_tiny.safetensors", _from("skyreels_core.models.av_mmdit", "tiny_state_dict")),
+             functools.partial(tiny_builders.tiny_clip_vision_state_dict, layout="wan")),
+    TinyFile("vae/mmaudio_vae_44k_tiny.safetensors", tiny_builders.tiny_audio_vae_state_dict),
+    TinyFile("vae/bigvgan_v2_44k_tiny.safetensors", tiny_builders.tiny_vocoder_state_dict),
+    TinyFile(DM + "skyreels_v4_av_tiny.safetensors", tiny_builders.tiny_av_dit_state_dict),
     TinyFile("text_encoders/qwen2.5_vl_tiny", tiny_qwen25_vl_files),  # a folder: the V4 MLLM text encoder
 )
 
@@ -257,8 +253,19 @@ TINY_FILES: tuple[TinyFile, ...] = (
 def _safetensors_bytes(state: StateDict, metadata: dict[str, str]) -> bytes:
     from safetensors.torch import save
 
-    return save({k: v.contiguous() for k, v in state.items()}, metadata={"skyreels.tiny_version": TINY_VERSION,
+    data = save({k: v.contiguous() for k, v in state.items()}, metadata={"skyreels.tiny_version": TINY_VERSION,
                                                                         **metadata})
+    return _sorted_metadata(data)
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    """The same file with its `__metadata__` entries in sorted order: safetensors writes them in hash-map order,
+    which changes from call to call once there are two, and the manifest needs the same bytes every time."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    return data[:8] + text.ljust(size) + data[8 + size:]
 
 
 def _pth_bytes(state: StateDict) -> bytes:

@@ -1,20 +1,46 @@
-"""The one place where pixel <-> latent shape math lives (Wan2.1 VAE: 4x temporal, 8x8 spatial).
+"""The one place where pixel <-> latent and audio <-> latent shape math lives.
 
-Nodes and pipelines call `VideoLatentShape.from_pixels(...)`; nobody re-derives `(frames - 1) // 4 + 1`.
+Video (Wan2.1 VAE: 4x temporal, 8x8 spatial): nodes and pipelines call `VideoLatentShape.from_pixels(...)`;
+nobody re-derives `(frames - 1) // 4 + 1`. Audio (the SkyReels-V4 codec: 44.1 kHz, 1024 samples per 40-channel
+latent frame): `AudioLatentShape.from_seconds(...)` / `.from_video(frames, fps)`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import SkyReelsInputError
 
-__all__ = ["VideoLatentShape", "check_frames", "check_size", "nearest_valid_frames", "latent_frames", "pixel_frames"]
+__all__ = [
+    "VideoLatentShape",
+    "check_frames",
+    "check_size",
+    "nearest_valid_frames",
+    "latent_frames",
+    "pixel_frames",
+    "AUDIO_SAMPLE_RATE",
+    "AUDIO_HOP_LENGTH",
+    "AUDIO_SAMPLES_PER_LATENT",
+    "AUDIO_LATENT_CHANNELS",
+    "AUDIO_LATENT_RATE",
+    "AudioLatentShape",
+    "audio_num_samples",
+    "audio_latent_frames",
+    "audio_decoded_samples",
+]
 
 TIME_STRIDE = 4
 SPACE_STRIDE = 8
 # The DiT patchifies 2x2 latent pixels, so pixel sizes must be multiples of 8 * 2.
 SIZE_MULTIPLE = 16
+
+# The audio codec (MMAudio 44.1 kHz mel VAE + BigVGAN-v2, models/audio_codec.py).
+AUDIO_SAMPLE_RATE = 44100
+AUDIO_HOP_LENGTH = 512  # mel frames: 44100 / 512 = 86.13 per second
+AUDIO_SAMPLES_PER_LATENT = 1024  # mel hop 512 x VAE time downsample 2
+AUDIO_LATENT_CHANNELS = 40
+AUDIO_LATENT_RATE = AUDIO_SAMPLE_RATE / AUDIO_SAMPLES_PER_LATENT  # 43.06640625 latent frames per second
 
 
 def nearest_valid_frames(frames: int) -> int:
@@ -83,3 +109,58 @@ class VideoLatentShape:
 
     def as_tuple(self) -> tuple[int, int, int, int, int]:
         return (self.batch, self.channels, self.frames, self.height, self.width)
+
+
+# audio
+
+
+def audio_num_samples(seconds: float) -> int:
+    """Samples at 44.1 kHz for a duration: round(seconds * 44100)."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise SkyReelsInputError(f"Audio duration must be a positive number of seconds; got {seconds}.")
+    return int(round(seconds * AUDIO_SAMPLE_RATE))
+
+
+def audio_latent_frames(seconds: float) -> int:
+    """Audio latent frames covering `seconds`: ceil(round(seconds*44100) / 1024). 5 s -> 216, 8 s -> 345."""
+    return -(-audio_num_samples(seconds) // AUDIO_SAMPLES_PER_LATENT)
+
+
+def audio_decoded_samples(latent_frames: int) -> int:
+    """Decoded waveform length for `latent_frames` latents: latent_frames * 1024."""
+    if latent_frames < 1:
+        raise SkyReelsInputError(f"Need at least 1 audio latent frame; got {latent_frames}.")
+    return int(latent_frames) * AUDIO_SAMPLES_PER_LATENT
+
+
+@dataclass(frozen=True)
+class AudioLatentShape:
+    """Audio latent sequence [batch, channels, frames] for a clip of `num_samples` samples at 44.1 kHz.
+
+    The latents decode to `decoded_samples` (a multiple of 1024), trimmed to `num_samples`.
+    """
+
+    batch: int
+    channels: int
+    frames: int
+    num_samples: int
+
+    @classmethod
+    def from_seconds(cls, seconds: float, batch: int = 1, channels: int = AUDIO_LATENT_CHANNELS):
+        return cls(batch, channels, audio_latent_frames(seconds), audio_num_samples(seconds))
+
+    @classmethod
+    def from_video(cls, frames: int, fps: float, batch: int = 1, channels: int = AUDIO_LATENT_CHANNELS):
+        """The audio that covers `frames` video frames at `fps` (exactly frames / fps seconds)."""
+        return cls.from_seconds(frames / fps, batch, channels)
+
+    @property
+    def seconds(self) -> float:
+        return self.num_samples / AUDIO_SAMPLE_RATE
+
+    @property
+    def decoded_samples(self) -> int:
+        return audio_decoded_samples(self.frames)
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return (self.batch, self.channels, self.frames)

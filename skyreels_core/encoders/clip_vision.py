@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..checkpoints.convert import RenameTable
 from ..checkpoints.fp8 import has_fp8
 from ..checkpoints.io import load_strict, read_state_dict, strip_prefix
+from ..checkpoints.loader import default_dtype
 from ..errors import CheckpointError, SkyReelsInputError
 from ..nn.attention import attention
 
@@ -41,7 +42,6 @@ __all__ = [
     "preprocess",
     "clip_vision_from_state_dict",
     "load_clip_vision",
-    "tiny_state_dict",
 ]
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,6 @@ COMFY_KEY_RENAMES: tuple[tuple[str, str], ...] = (
     ("head", "visual_projection.weight"),  # [D, out] <-> [out, D]
 )
 _TO_WAN = RenameTable((theirs, ours) for ours, theirs in COMFY_KEY_RENAMES)
-_TO_COMFY = RenameTable(COMFY_KEY_RENAMES)
 _QKV = re.compile(r"^(transformer\.\d+\.attn\.)to_q\.(\w+)$")
 # Keys the released files carry that the features do not use.
 IGNORED_KEYS = (r"^post_norm\.", r"^head$", r"^textual\.", r"^log_scale$", r"^vision_model\.embeddings\.position_ids$")
@@ -278,12 +277,6 @@ class CLIPVisionEncoder(nn.Module):
 # loading
 
 
-def _default_dtype(state: dict[str, torch.Tensor], device) -> torch.dtype:
-    """The file's dtype, except float16 on CPU (slow / unsupported convs there), which runs in float32."""
-    dtype = state["patch_embedding.weight"].dtype
-    return torch.float32 if dtype == torch.float16 and torch.device(device).type == "cpu" else dtype
-
-
 def clip_vision_from_state_dict(
     state: dict[str, torch.Tensor],
     *,
@@ -301,7 +294,7 @@ def clip_vision_from_state_dict(
     ignored = [re.compile(p) for p in IGNORED_KEYS]  # dropped before the cast: Wan's file has a text tower
     state = {k: v for k, v in convert_state_dict(state, file=file).items() if not any(p.match(k) for p in ignored)}
     cfg = CLIPVisionConfig.from_state_dict(state, num_heads=num_heads, file=file)
-    dtype = dtype or _default_dtype(state, device)
+    dtype = dtype or default_dtype(state, device=device)  # float16 on CPU runs in float32
     with torch.device("meta"):
         model = CLIPVisionEncoder(cfg, operations=operations, dtype=dtype)
     state = {k: v.to(device, dtype) if v.is_floating_point() else v.to(device) for k, v in state.items()}
@@ -327,59 +320,3 @@ def load_clip_vision(
         model.cfg.num_layers,
     )
     return model
-
-
-# ---------------------------------------------------------------------------------------------------------
-# tiny checkpoints for tests and demos
-
-
-def _randn(gen: torch.Generator, shape, std: float, mean: float = 0.0) -> torch.Tensor:
-    return (torch.randn(*shape, generator=gen) * std + mean).to(torch.bfloat16).to(torch.float32)
-
-
-def tiny_state_dict(seed: int = 0, layout: str = "wan", cfg: CLIPVisionConfig | None = None, out_dim: int = 16):
-    """Random CLIP vision weights (bf16-representable float32) in a released key layout.
-
-    layout "wan": `visual.*` keys as in Wan's .pth, plus the unused post_norm / head / textual / log_scale
-    entries the real file has; "comfy": HF / ComfyUI clip_vision naming with post_layernorm and
-    visual_projection. Both layouts hold the same numbers for the same seed.
-    """
-    if layout not in ("wan", "comfy"):
-        raise ValueError(f"layout must be 'wan' or 'comfy', got {layout!r}.")
-    cfg = cfg or CLIPVisionConfig.TINY
-    gen = torch.Generator().manual_seed(seed)
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in CLIPVisionEncoder(cfg).state_dict().items()}
-    shapes.update({"post_norm.weight": (cfg.dim,), "post_norm.bias": (cfg.dim,), "head": (cfg.dim, out_dim)})
-    state = {}
-    for key, shape in shapes.items():
-        if "norm" in key:
-            state[key] = _randn(gen, shape, 0.1, 1.0) if key.endswith("weight") else _randn(gen, shape, 0.05)
-        elif key.endswith("bias"):
-            state[key] = _randn(gen, shape, 0.05)
-        elif key in ("cls_embedding", "pos_embedding"):
-            state[key] = _randn(gen, shape, 0.5)
-        else:
-            fan_in = shape[0] if key == "head" else int(torch.tensor(shape[1:]).prod())
-            state[key] = _randn(gen, shape, fan_in**-0.5)
-    if layout == "wan":
-        state = {f"visual.{k}": v for k, v in state.items()}
-        state["log_scale"] = torch.tensor(2.6592)
-        state["textual.head.0.weight"] = _randn(gen, (out_dim, 8), 0.1)
-        return state
-    return _to_comfy(state)
-
-
-def _to_comfy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    split = {}
-    for key, value in state.items():
-        match = re.match(r"^(transformer\.\d+\.attn\.)to_qkv\.(\w+)$", key)
-        if match:
-            for name, part in zip("qkv", value.chunk(3, dim=0), strict=True):
-                split[f"{match[1]}to_{name}.{match[2]}"] = part.contiguous()
-        else:
-            split[key] = value
-    split["cls_embedding"] = split["cls_embedding"].reshape(-1)
-    split["pos_embedding"] = split["pos_embedding"][0]
-    split["head"] = split["head"].t().contiguous()
-    return _TO_COMFY.apply(split)

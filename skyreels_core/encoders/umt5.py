@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checkpoints.convert import RenameTable
-from ..checkpoints.fp8 import FP8_DTYPES, apply_fp8, parse_weight_dtype, quantize_weight
+from ..checkpoints.fp8 import FP8_DTYPES, apply_fp8, parse_weight_dtype
 from ..checkpoints.io import load_strict, read_state_dict, strip_prefix
 from ..errors import CheckpointError
 from ..nn.attention import attention
@@ -44,7 +44,6 @@ __all__ = [
     "relative_position_bucket",
     "umt5_from_state_dict",
     "load_text_encoder",
-    "tiny_state_dict",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,7 +125,6 @@ HF_KEY_RENAMES: tuple[tuple[str, str], ...] = (
     ("norm.{rest}", "encoder.final_layer_norm.{rest}"),
 )
 _TO_WAN = RenameTable((theirs, ours) for ours, theirs in HF_KEY_RENAMES)
-_TO_HF = RenameTable(HF_KEY_RENAMES)
 # Prefixes ComfyUI / HF exports put in front of the encoder keys.
 HF_PREFIXES = ("text_encoders.umt5xxl.transformer.", "umt5xxl.transformer.", "text_encoder.")
 # Keys a file may carry that the encoder does not use: HF decoder / LM head, the tokenizer, the fp8 marker.
@@ -408,62 +406,3 @@ def load_text_encoder(
             f"{model.cfg.vocab} embeddings; they do not belong together."
         )
     return TextEncoder(model, tokenizer)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# tiny checkpoints for tests and demos
-
-
-def _bf16_randn(generator: torch.Generator, *shape: int, std: float = 1.0, mean: float = 0.0) -> torch.Tensor:
-    values = torch.randn(*shape, generator=generator) * std + mean
-    return values.to(torch.bfloat16).to(torch.float32)  # bf16-representable, stored as float32
-
-
-def _quantize_linears(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, tensor in state.items():
-        if re.search(r"\.(attn\.[qkvo]|ffn\.(gate\.0|fc1|fc2))\.weight$", key):
-            out[key], out[key[: -len("weight")] + "scale_weight"] = quantize_weight(tensor, torch.float8_e4m3fn)
-        else:
-            out[key] = tensor
-    out["scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
-    return out
-
-
-def tiny_state_dict(
-    seed: int = 0,
-    with_spiece: bytes | None = None,
-    *,
-    layout: str = "wan",
-    scaled_fp8: bool = False,
-    cfg: UMT5Config | None = None,
-) -> dict[str, torch.Tensor]:
-    """Random umT5 weights (bf16-representable float32) in a released key layout.
-
-    layout "wan": `models_t5_umt5-xxl-enc-bf16.pth` naming; "comfy": HF / ComfyUI naming (`shared.weight`,
-    `encoder.block.{i}...`). `with_spiece` (sentencepiece model bytes, e.g. `make_tiny_spiece_model()`) is stored
-    as the uint8 `spiece_model` tensor, as in ComfyUI's umt5 files. scaled_fp8: Linear weights as
-    float8_e4m3fn plus `<layer>.scale_weight` and the `scaled_fp8` marker (ComfyUI's
-    `umt5_xxl_fp8_e4m3fn_scaled.safetensors` format).
-    """
-    if layout not in ("wan", "comfy"):
-        raise ValueError(f"layout must be 'wan' or 'comfy', got {layout!r}.")
-    cfg = cfg or UMT5Config.TINY
-    gen = torch.Generator().manual_seed(seed)
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in UMT5Encoder(cfg).state_dict().items()}
-    state = {}
-    for key, shape in shapes.items():
-        if key.endswith("norm1.weight") or key.endswith("norm2.weight") or key == "norm.weight":
-            state[key] = _bf16_randn(gen, *shape, std=0.1, mean=1.0)
-        elif "embedding" in key:
-            state[key] = _bf16_randn(gen, *shape, std=0.5 if "pos_" in key else 1.0)
-        else:
-            state[key] = _bf16_randn(gen, *shape, std=shape[1] ** -0.5)
-    if scaled_fp8:
-        state = _quantize_linears(state)
-    if layout == "comfy":
-        state = _TO_HF.apply(state)
-    if with_spiece is not None:
-        state[SPIECE_KEY] = torch.frombuffer(bytearray(with_spiece), dtype=torch.uint8).clone()
-    return state

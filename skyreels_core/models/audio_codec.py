@@ -8,7 +8,7 @@ Provenance: the stack of hkchengrex/MMAudio @974010a in 44.1 kHz mode (mel conve
 nvidia/bigvgan_v2_44khz_128band_512x); the SkyReels-V4 paper only states 44.1 kHz audio, so this codec is
 our choice (its rate matches the paper's ~43.6 tokens/s). See audio_vae.py and vocoder.py.
 
-Duration planning (used by the V4 pipeline): a request of D seconds is exactly num_samples = round(D*44100)
+Duration planning (`shapes.AudioLatentShape`, used by the V4 pipeline): a request of D seconds is exactly num_samples = round(D*44100)
 samples; it needs latent_frames = ceil(num_samples / 1024) latents, which decode to latent_frames * 1024
 samples; the pipeline trims the decoded tail to num_samples (`decode(latent, num_samples=...)`).
 E.g. 5 s -> 220500 samples -> 216 latents -> 221184 decoded samples -> trimmed to 220500.
@@ -32,6 +32,17 @@ from torch import nn
 
 from ..checkpoints.io import load_strict, read_state_dict
 from ..errors import CheckpointError, SkyReelsInputError
+from ..shapes import (
+    AUDIO_HOP_LENGTH,
+    AUDIO_LATENT_CHANNELS,
+    AUDIO_LATENT_RATE,
+    AUDIO_SAMPLE_RATE,
+    AUDIO_SAMPLES_PER_LATENT,
+    AudioLatentShape,
+    audio_decoded_samples,
+    audio_latent_frames,
+    audio_num_samples,
+)
 from .audio_vae import AudioVAE, AudioVAEConfig, MelConverter
 from .vocoder import BigVGAN, BigVGANConfig, normalize_vocoder_keys
 
@@ -54,38 +65,18 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 44100
-HOP_LENGTH = 512  # mel frames: 44100 / 512 = 86.13 per second
-SAMPLES_PER_LATENT = 1024  # hop 512 x VAE time downsample 2
-LATENT_CHANNELS = 40
-LATENT_RATE = SAMPLE_RATE / SAMPLES_PER_LATENT  # 43.06640625 latent frames per second
+# The codec's constants and duration math live in shapes.py; these names are kept for the callers.
+SAMPLE_RATE = AUDIO_SAMPLE_RATE
+HOP_LENGTH = AUDIO_HOP_LENGTH
+SAMPLES_PER_LATENT = AUDIO_SAMPLES_PER_LATENT
+LATENT_CHANNELS = AUDIO_LATENT_CHANNELS
+LATENT_RATE = AUDIO_LATENT_RATE
+num_samples_for = audio_num_samples
+latent_frames_for = audio_latent_frames
+samples_for = audio_decoded_samples
 
 # Largest resampling kernel (phases x taps) we build; covers every common rate pair by a wide margin.
 _MAX_RESAMPLE_KERNEL = 8_000_000
-
-
-# ---------------------------------------------------------------------------------------------------------
-# duration math (the one place for audio length <-> latent frames)
-# ---------------------------------------------------------------------------------------------------------
-
-
-def num_samples_for(seconds: float) -> int:
-    """Samples at 44.1 kHz for a duration: round(seconds * 44100)."""
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise SkyReelsInputError(f"Audio duration must be a positive number of seconds; got {seconds}.")
-    return int(round(seconds * SAMPLE_RATE))
-
-
-def latent_frames_for(seconds: float) -> int:
-    """Audio latent frames covering `seconds`: ceil(round(seconds*44100) / 1024). 5 s -> 216, 8 s -> 345."""
-    return -(-num_samples_for(seconds) // SAMPLES_PER_LATENT)
-
-
-def samples_for(latent_frames: int) -> int:
-    """Decoded waveform length for `latent_frames` latents: latent_frames * 1024."""
-    if latent_frames < 1:
-        raise SkyReelsInputError(f"Need at least 1 audio latent frame; got {latent_frames}.")
-    return int(latent_frames) * SAMPLES_PER_LATENT
 
 
 @dataclass(frozen=True)
@@ -99,8 +90,8 @@ class AudioPlan:
 
     @classmethod
     def for_seconds(cls, seconds: float) -> AudioPlan:
-        frames = latent_frames_for(seconds)
-        return cls(seconds, num_samples_for(seconds), frames, samples_for(frames))
+        shape = AudioLatentShape.from_seconds(seconds)
+        return cls(seconds, shape.num_samples, shape.frames, shape.decoded_samples)
 
 
 # ---------------------------------------------------------------------------------------------------------

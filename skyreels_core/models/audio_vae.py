@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import CheckpointError, SkyReelsInputError
 from ..nn.attention import attention
+from ..shapes import AUDIO_SAMPLE_RATE
 
 __all__ = [
     "DATA_MEAN_128D",
@@ -39,8 +40,6 @@ __all__ = [
     "DiagonalGaussian",
     "AudioVAEConfig",
     "AudioVAE",
-    "tiny_vae_state_dict",
-    "tiny_state_dict",
 ]
 
 log = logging.getLogger(__name__)
@@ -129,7 +128,7 @@ class MelConverter(nn.Module):
 
     def __init__(
         self,
-        sampling_rate=44100,
+        sampling_rate=AUDIO_SAMPLE_RATE,
         n_fft=2048,
         num_mels=128,
         hop_size=512,
@@ -566,28 +565,3 @@ class AudioVAE(nn.Module):
             if isinstance(module, MPConv1D):
                 module.weight_norm_removed = True
         return self
-
-
-def tiny_vae_state_dict(config: AudioVAEConfig | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Deterministic raw (pre-weight-norm) weights in the released v1-44.pth layout (tiny hidden width 8).
-
-    MPConv1D weights ~ N/sqrt(fan_in), learnable gains 0.05*N, data_mean/std = the 128-bin constants.
-    """
-    config = config or AudioVAEConfig(hidden_dim=8)
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in AudioVAE(config).state_dict().items()}
-    gen = torch.Generator().manual_seed(seed)
-    sd = {}
-    for key, shape in sorted(shapes.items()):
-        if key == "data_mean":
-            sd[key] = torch.tensor(DATA_MEAN_128D).view(1, -1, 1)
-        elif key == "data_std":
-            sd[key] = torch.tensor(DATA_STD_128D).view(1, -1, 1)
-        elif key.endswith("learnable_gain"):
-            sd[key] = 0.05 * torch.randn(shape, generator=gen)
-        else:
-            sd[key] = torch.randn(shape, generator=gen) / math.sqrt(shape[1] * shape[2])
-    return sd
-
-
-tiny_state_dict = tiny_vae_state_dict  # the name other model files use for their tiny builder

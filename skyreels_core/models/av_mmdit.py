@@ -31,29 +31,24 @@ Checkpoint key layout (`{i}` = block index 0..M+N-1; blocks 0..M-1 are dual-stre
 | `av_cross.{i}.{v2a,a2v}.{q,k,v,o,norm_q,norm_k,norm,norm_kv,gate}` | D->D, [D] | v2a: q=audio kv=video; a2v: q=video kv=audio |
 | `{video,audio}.head.{modulation,head}` | [1, 2, D], D->64 / D->40 | output head |
 | `audio_latent_mean`, `audio_latent_std` | [40] float32 | audio latent normalisation (buffers) |
-Config: JSON in safetensors metadata "skyreels.av_dit.config" (`AVDiTConfig.to_metadata`). VIDEO_ONLY / AUDIO_ONLY
+Config: JSON in safetensors metadata "skyreels.av_dit.config" (`checkpoints/metadata.py`). VIDEO_ONLY / AUDIO_ONLY
 files have no `audio.*` / `video.*` (and no `av_cross.*`, and no audio buffers for VIDEO_ONLY).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import json
-import logging
-import math
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import torch
 import torch.nn as nn
 
-from ..checkpoints.detect import detect_kind, wrong_kind_message
-from ..checkpoints.io import load_strict, read_metadata, read_state_dict, strip_prefix
+from ..checkpoints.io import strip_prefix
+from ..checkpoints.loader import ModelSpec, load_model
+from ..checkpoints.metadata import check_claims, read_config_metadata
 from ..errors import CheckpointError, SkyReelsInputError
 from ..nn.attention import ATTENTION_BACKENDS
 from ..nn.rope import grid_positions, rope_angles
@@ -70,13 +65,11 @@ __all__ = [
     "av_time_positions",
     "audio_time_scale",
     "load_av_dit",
-    "tiny_state_dict",
+    "AV_DIT_SPEC",
     "param_count",
     "CONFIG_METADATA_KEY",
     "AV_DIT_KIND",
 ]
-
-log = logging.getLogger(__name__)
 
 CONFIG_METADATA_KEY = "skyreels.av_dit.config"
 AV_DIT_KIND = "av_dit"
@@ -157,14 +150,6 @@ class AVDiTConfig:
     def num_blocks(self) -> int:
         return self.num_dual_blocks + self.num_single_blocks
 
-    def to_json(self) -> str:
-        fields = dataclasses.asdict(self)
-        fields["model_type"] = self.model_type.value
-        return json.dumps(fields, sort_keys=True)
-
-    def to_metadata(self) -> dict[str, str]:
-        return {CONFIG_METADATA_KEY: self.to_json()}
-
     @classmethod
     def from_state_dict(cls, sd: dict[str, torch.Tensor]) -> AVDiTConfig:
         return cls.from_metadata_and_state_dict({}, sd)
@@ -176,14 +161,9 @@ class AVDiTConfig:
         Without metadata the sizes are inferred; num_heads defaults to dim // 128, eps / rope_theta /
         paper_time_convention to the defaults. Raises CheckpointError naming the field on a mismatch.
         """
-        stored = _metadata_fields(metadata)
+        stored = read_config_metadata(metadata, CONFIG_METADATA_KEY, cls)
         inferred = _infer_fields(sd)
-        for name, (value, source) in inferred.items():
-            if name in stored and _norm(stored[name]) != _norm(value):
-                raise CheckpointError(
-                    f"Config field {name} = {stored[name]!r} in the metadata ({CONFIG_METADATA_KEY}) but the tensors "
-                    f"say {value!r} ({source}). The file's metadata does not describe its weights; re-export it."
-                )
+        check_claims(stored, inferred, CONFIG_METADATA_KEY, cls)
         fields = {**stored, **{name: value for name, (value, _) in inferred.items()}}
         if "num_heads" not in fields:
             if fields["dim"] % DEFAULT_HEAD_DIM:
@@ -193,30 +173,6 @@ class AVDiTConfig:
                 )
             fields["num_heads"] = fields["dim"] // DEFAULT_HEAD_DIM
         return cls(**fields)
-
-
-def _norm(value):
-    """Comparable form of a config value (enum -> value, list -> tuple)."""
-    value = getattr(value, "value", value)
-    return tuple(value) if isinstance(value, list | tuple) else value
-
-
-def _metadata_fields(metadata: dict[str, str]) -> dict[str, object]:
-    raw = metadata.get(CONFIG_METADATA_KEY)
-    if raw is None:
-        return {}
-    try:
-        stored = json.loads(raw)
-    except ValueError as exc:
-        raise CheckpointError(f"Metadata {CONFIG_METADATA_KEY} is not valid JSON: {exc}.") from exc
-    names = {f.name for f in dataclasses.fields(AVDiTConfig)}
-    unknown = sorted(set(stored) - names)
-    if unknown:
-        raise CheckpointError(
-            f"Metadata {CONFIG_METADATA_KEY} has fields this version does not know: {unknown}. "
-            f"The file needs a newer ComfyUI-SkyReels."
-        )
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
 
 
 def _shape(sd: dict[str, torch.Tensor], key: str) -> tuple[int, ...]:
@@ -601,10 +557,15 @@ def param_count(config: AVDiTConfig) -> int:
 
 # loading
 
-
-def _default_dtype(state: dict[str, torch.Tensor]) -> torch.dtype:
-    counts = Counter(t.dtype for t in state.values() if t.is_floating_point())
-    return counts.most_common(1)[0][0] if counts else torch.float32
+AV_DIT_SPEC = ModelSpec(
+    kind=AV_DIT_KIND,
+    description="SkyReels-V4 audio-video diffusion model",
+    model_class=AVMMDiT,
+    config=lambda state, metadata: AVDiTConfig.from_metadata_and_state_dict(metadata, state),
+    convert=lambda state: strip_prefix(state, _WRAPPERS),
+    fp8_keep=(r"^(time_embedding|time_projection|text_embedding|(video|audio)\.(patch_embedding|head))\b",),
+    float32_keep=(r"^audio_latent_(mean|std)$",),  # the pipeline normalises audio latents in float32
+)
 
 
 def load_av_dit(
@@ -618,59 +579,4 @@ def load_av_dit(
 
     dtype: weight + compute dtype (None: the file's). The audio normalisation buffers stay float32.
     """
-    file = Path(path)
-    state = read_state_dict(file)
-    kind = detect_kind(state.keys())
-    if kind != AV_DIT_KIND:
-        raise CheckpointError(wrong_kind_message(file, kind, AV_DIT_KIND))
-    state = strip_prefix(state, _WRAPPERS)
-    try:
-        config = AVDiTConfig.from_metadata_and_state_dict(read_metadata(file), state)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{file.name}: {exc}") from exc
-    dtype = dtype or _default_dtype(state)
-    with torch.device("meta"):
-        model = AVMMDiT(config, device="meta", dtype=dtype)
-    buffers = {name for name, _ in model.named_buffers()}
-    state = {
-        k: v.to(torch.float32 if k in buffers else dtype) if v.is_floating_point() else v for k, v in state.items()
-    }
-    load_strict(model, state, file=str(file), kind="SkyReels-V4 audio-video diffusion model", assign=True)
-    model.attn_backend = attn_backend
-    model.compute_dtype = dtype
-    model.to(device).eval().requires_grad_(False)
-    log.info(
-        "Loaded %s: %s, dim %d, %d dual + %d single blocks",
-        file.name,
-        config.model_type.value,
-        config.dim,
-        config.num_dual_blocks,
-        config.num_single_blocks,
-    )
-    return model
-
-
-def tiny_state_dict(seed: int = 0, config: AVDiTConfig = AVDiTConfig.TINY):
-    """Deterministic random weights (bf16-representable float32) and metadata for a tiny checkpoint.
-
-    Gates are non-zero so the cross-modal attention matters. Returns (tensors, metadata).
-    """
-    gen = torch.Generator().manual_seed(seed)
-    model = AVMMDiT(config)  # on CPU: tiny, and faster than a first meta-device build in a process
-    tensors = {}
-    for name, ref in sorted(model.state_dict().items()):
-        noise = torch.randn(ref.shape, generator=gen)
-        if name == "audio_latent_std":
-            value = 0.5 + torch.rand(ref.shape, generator=gen)
-        elif name.endswith(".gate") or name == "audio_latent_mean":
-            value = 0.5 * noise
-        elif name.endswith("modulation"):
-            value = noise / config.dim**0.5
-        elif ref.dim() >= 2:  # Linear / Conv weights
-            value = noise / math.sqrt(ref[0].numel())
-        elif name.endswith(".bias"):
-            value = 0.02 * noise
-        else:  # norm weights
-            value = 1.0 + 0.1 * noise
-        tensors[name] = value.to(torch.bfloat16).float()
-    return tensors, config.to_metadata()
+    return load_model(AV_DIT_SPEC, path, dtype=dtype, device=device, attn_backend=attn_backend)

@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from ..checkpoints.io import describe_keys, load_strict, read_state_dict
 from ..errors import CheckpointError, SkyReelsInputError
 from ..nn.attention import attention
-from ..shapes import SPACE_STRIDE, check_frames, latent_frames
+from ..shapes import SPACE_STRIDE, check_frames, latent_frames, pixel_frames
 from .video_vae_tiling import normalize_tile, run_tiled, tile_spans
 
 __all__ = [
-    "VAE3DConfig", "WanVAE", "CausalCache", "load_video_vae", "tiny_state_dict", "vae_state_dict",
+    "VAE3DConfig", "WanVAE", "CausalCache", "load_video_vae", "vae_state_dict",
     "LATENT_MEAN", "LATENT_STD", "DEFAULT_TILE", "DEFAULT_OVERLAP", "CACHE_T",
 ]
 
@@ -505,7 +505,7 @@ class WanVAE(nn.Module):
         param = self.conv2.weight
         x = self.conv2(mu.to(device=param.device, dtype=param.dtype))
         b, _, t, h, w = x.shape
-        out = torch.empty(b, 3, (t - 1) * 4 + 1, h * SPACE_STRIDE, w * SPACE_STRIDE, device=x.device)
+        out = torch.empty(b, 3, pixel_frames(t), h * SPACE_STRIDE, w * SPACE_STRIDE, device=x.device)
         cache, done = CausalCache(), 0
         for i in range(t):
             frames = self.decoder(x[:, :, i : i + 1], cache)
@@ -568,28 +568,3 @@ def load_video_vae(path: str | os.PathLike, *, dtype: torch.dtype = torch.float3
     load_strict(model, sd, file=str(path), kind="Wan2.1 video VAE", assign=True)
     log.info("Loaded Wan2.1 video VAE from %s (dim %d, %s)", path, config.dim, dtype)
     return model.eval().requires_grad_(False)
-
-
-def tiny_state_dict(seed: int = 0, config: VAE3DConfig = VAE3DConfig.TINY) -> dict[str, torch.Tensor]:
-    """Deterministic random weights in the real key layout (bf16-representable values, stored float32).
-
-    Conv weights ~ N(0, 1/fan_in), biases ~ N(0, 0.02), norm gammas ~ 1 + N(0, 0.05); the decoder head is
-    scaled down so decoded pixels mostly stay in [-1, 1].
-    """
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in WanVAE(config).state_dict().items()}
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for key in sorted(shapes):
-        shape = shapes[key]
-        noise = torch.randn(shape, generator=generator)
-        if key.endswith("gamma"):
-            value = 1.0 + 0.05 * noise
-        elif key.endswith("bias"):
-            value = 0.02 * noise
-        else:
-            value = noise / (shape[1:].numel() ** 0.5)
-        if key.startswith("decoder.head.2."):
-            value = value * 0.25
-        state[key] = value.to(torch.bfloat16).float().contiguous()
-    return state

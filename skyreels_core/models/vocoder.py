@@ -31,8 +31,6 @@ __all__ = [
     "BigVGANConfig",
     "BigVGAN",
     "normalize_vocoder_keys",
-    "tiny_vocoder_state_dict",
-    "tiny_state_dict",
 ]
 
 
@@ -359,34 +357,3 @@ def normalize_vocoder_keys(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch
         match = _PARAMETRIZED.match(key)
         out[f"{match[1]}.weight_{'gv'[int(match[2])]}" if match else key] = value
     return out, ("conv_pre.weight" in out and "conv_pre.weight_v" not in out)
-
-
-def tiny_vocoder_state_dict(config: BigVGANConfig | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Deterministic generator weights in the bigvgan_generator.pt layout (tiny: initial channel 64, x512).
-
-    weight_g 1 + 0.1N (conv_post 0.01x that, so the output is not all clipped), weight_v N/sqrt(fan_in),
-    SnakeBeta log-alpha/beta 0.1N, biases 0.05N, FIR filters exactly as the constructor computes them.
-    """
-    config = config or BigVGANConfig(
-        upsample_initial_channel=64, resblock_kernel_sizes=(3, 7), resblock_dilation_sizes=((1, 3, 5), (1, 3, 5))
-    )
-    model = BigVGAN(config)
-    gen = torch.Generator().manual_seed(seed)
-    sd = {}
-    for key, value in sorted(model.state_dict().items()):
-        shape = value.shape
-        if key.endswith("filter"):
-            sd[key] = value.clone()
-        elif key.endswith("weight_g"):
-            sd[key] = (1 + 0.1 * torch.randn(shape, generator=gen)) * (0.01 if key.startswith("conv_post") else 1)
-        elif key.endswith("weight_v"):
-            fan_in = shape[0] * shape[2] if key.startswith("ups.") else shape[1] * shape[2]
-            sd[key] = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
-        elif key.endswith((".alpha", ".beta")):
-            sd[key] = 0.1 * torch.randn(shape, generator=gen)
-        else:
-            sd[key] = 0.05 * torch.randn(shape, generator=gen)
-    return sd
-
-
-tiny_state_dict = tiny_vocoder_state_dict  # the name other model files use for their tiny builder

@@ -94,27 +94,11 @@ class WanDiTConfig:
     def from_state_dict(cls, sd: dict[str, torch.Tensor], **overrides) -> WanDiTConfig:
         """Infer the architecture from tensor shapes (keys as in the official files, prefix already stripped).
 
-        `overrides` replace inferred fields, e.g. num_heads for a head_dim other than 128.
+        `overrides` replace inferred fields, e.g. num_heads for a head_dim other than 128 (the loader passes
+        the config stored in the file's metadata, checked against `shape_fields` first).
         """
-        _check_is_wan(sd)
-        dim = sd["head.modulation"].shape[-1]
-        patch = tuple(sd["patch_embedding.weight"].shape[2:])
-        fields = dict(
-            model_type="i2v" if ("img_emb.proj.0.weight" in sd or "blocks.0.cross_attn.k_img.weight" in sd) else "t2v",
-            in_dim=sd["patch_embedding.weight"].shape[1],
-            dim=dim,
-            ffn_dim=sd["blocks.0.ffn.0.weight"].shape[0],
-            freq_dim=sd["time_embedding.0.weight"].shape[1],
-            text_dim=sd["text_embedding.0.weight"].shape[1],
-            out_dim=sd["head.head.weight"].shape[0] // math.prod(patch),
-            num_layers=_count_blocks(sd),
-            patch_size=patch,
-            qk_norm="blocks.0.self_attn.norm_q.weight" in sd,
-            cross_attn_norm="blocks.0.norm3.weight" in sd,
-            inject_sample_info="fps_embedding.weight" in sd,
-        )
-        if "img_emb.proj.1.weight" in sd:
-            fields["image_dim"] = sd["img_emb.proj.1.weight"].shape[1]
+        fields = {name: value for name, (value, _) in shape_fields(sd).items()}
+        dim = fields["dim"]
         if "num_heads" not in overrides:
             if dim % WAN_HEAD_DIM:
                 raise CheckpointError(
@@ -126,6 +110,30 @@ class WanDiTConfig:
         if unknown:
             raise TypeError(f"Unknown WanDiTConfig fields: {sorted(unknown)}")
         return cls(**{**fields, **overrides})
+
+
+def shape_fields(sd: dict[str, torch.Tensor]) -> dict[str, tuple[object, str]]:
+    """{field: (value, the tensor it comes from)} for every WanDiTConfig field the tensor shapes determine."""
+    _check_is_wan(sd)
+    patch = tuple(sd["patch_embedding.weight"].shape[2:])
+    i2v = "img_emb.proj.0.weight" in sd or "blocks.0.cross_attn.k_img.weight" in sd
+    fields = {
+        "model_type": ("i2v" if i2v else "t2v", "img_emb / cross_attn.k_img present or not"),
+        "in_dim": (sd["patch_embedding.weight"].shape[1], "patch_embedding.weight"),
+        "dim": (sd["head.modulation"].shape[-1], "head.modulation"),
+        "ffn_dim": (sd["blocks.0.ffn.0.weight"].shape[0], "blocks.0.ffn.0.weight"),
+        "freq_dim": (sd["time_embedding.0.weight"].shape[1], "time_embedding.0.weight"),
+        "text_dim": (sd["text_embedding.0.weight"].shape[1], "text_embedding.0.weight"),
+        "out_dim": (sd["head.head.weight"].shape[0] // math.prod(patch), "head.head.weight"),
+        "num_layers": (_count_blocks(sd), "blocks.*"),
+        "patch_size": (patch, "patch_embedding.weight"),
+        "qk_norm": ("blocks.0.self_attn.norm_q.weight" in sd, "blocks.0.self_attn.norm_q present or not"),
+        "cross_attn_norm": ("blocks.0.norm3.weight" in sd, "blocks.0.norm3 present or not"),
+        "inject_sample_info": ("fps_embedding.weight" in sd, "fps_embedding present or not"),
+    }
+    if "img_emb.proj.1.weight" in sd:
+        fields["image_dim"] = (sd["img_emb.proj.1.weight"].shape[1], "img_emb.proj.1.weight")
+    return fields
 
 
 _REQUIRED_KEYS = (

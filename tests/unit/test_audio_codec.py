@@ -8,6 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from scripts.tiny_builders import tiny_audio_vae_state_dict as tiny_vae_state_dict
+from scripts.tiny_builders import tiny_vocoder_state_dict
 from skyreels_core.errors import CheckpointError, SkyReelsInputError
 from skyreels_core.models.audio_codec import (
     LATENT_RATE,
@@ -22,8 +24,9 @@ from skyreels_core.models.audio_codec import (
     resample,
     samples_for,
 )
-from skyreels_core.models.audio_vae import AudioVAE, AudioVAEConfig, MelConverter, tiny_vae_state_dict
-from skyreels_core.models.vocoder import BigVGAN, BigVGANConfig, tiny_vocoder_state_dict
+from skyreels_core.models.audio_vae import AudioVAE, AudioVAEConfig, MelConverter
+from skyreels_core.models.vocoder import BigVGAN, BigVGANConfig
+from skyreels_core.shapes import AudioLatentShape
 from tests.conftest import GOLDEN
 
 
@@ -298,3 +301,11 @@ def test_codec_rejects_a_vocoder_with_another_hop():
     )
     with pytest.raises(CheckpointError, match="hop"):
         AudioCodec(vae, vocoder)
+
+
+def test_audio_latent_shape_is_the_plan_for_a_video():
+    for frames, fps in ((81, 16), (121, 24), (1, 16)):
+        shape, plan = AudioLatentShape.from_video(frames, fps), AudioPlan.for_seconds(frames / fps)
+        assert (shape.frames, shape.num_samples, shape.decoded_samples) == \
+            (plan.latent_frames, plan.num_samples, plan.decoded_samples)
+        assert shape.as_tuple() == (1, 40, plan.latent_frames) and abs(shape.seconds - frames / fps) <= 0.5 / 44100

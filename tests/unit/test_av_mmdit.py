@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from scripts.tiny_builders import tiny_av_dit_state_dict as tiny_state_dict
 from skyreels_core.checkpoints.detect import detect_kind
 from skyreels_core.errors import CheckpointError, SkyReelsInputError
 from skyreels_core.models import av_mmdit
@@ -23,7 +24,6 @@ from skyreels_core.models.av_mmdit import (
     av_time_positions,
     load_av_dit,
     param_count,
-    tiny_state_dict,
 )
 from skyreels_core.nn.rope import rope_angles
 

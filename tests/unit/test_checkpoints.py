@@ -22,9 +22,9 @@ from skyreels_core.checkpoints.convert import (
     to_original_wan_keys,
 )
 from skyreels_core.checkpoints.detect import KIND_DESCRIPTIONS, KINDS, detect_kind, wrong_kind_message
-from skyreels_core.checkpoints.dit_loader import config_overrides_from_metadata, load_dit
 from skyreels_core.checkpoints.fp8 import FP8Linear
 from skyreels_core.errors import CheckpointError
+from skyreels_core.models.wan_dit_loader import WAN_CONFIG_KEY, load_dit
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "fixtures"
@@ -144,7 +144,7 @@ def test_golden_p1_weights_through_the_loader(tmp_path):
     state = load_file(GOLDEN / "P1_dit_t2v" / "weights.safetensors")
     heads = str(case["constructor_args"]["num_heads"])
     save_file({f"model.diffusion_model.{k}": v for k, v in to_diffusers_wan_keys(state).items()},
-              tmp_path / "p1.safetensors", metadata={"skyreels.num_heads": heads})
+              tmp_path / "p1.safetensors", metadata={WAN_CONFIG_KEY: json.dumps({"num_heads": int(heads)})})
     model = load_dit(tmp_path / "p1.safetensors", dtype=torch.float32)
     assert model.config.num_heads == 2 and model.config.dim == 128
     tol = case["tolerance"]["out*"]
@@ -152,11 +152,18 @@ def test_golden_p1_weights_through_the_loader(tmp_path):
     torch.testing.assert_close(out, io["out_t741"], atol=tol["atol"], rtol=tol["rtol"])
 
 
-def test_metadata_overrides_only_known_fields():
-    overrides = config_overrides_from_metadata(
-        {"skyreels.num_heads": "4", "skyreels.patch_size": "[1, 2, 2]", "skyreels.bogus": "1", "format": "pt"}
-    )
-    assert overrides == {"num_heads": 4, "patch_size": (1, 2, 2)}
+def test_metadata_config_is_checked_against_the_shapes_before_building(tiny, tmp_path):
+    state = load_file(tiny / "skyreels_v2_t2v_tiny.safetensors")
+    stored = json.loads(safe_open(tiny / "skyreels_v2_t2v_tiny.safetensors", "pt").metadata()[WAN_CONFIG_KEY])
+    cases = [({"num_layers": 4000}, r"num_layers = 4000 .*tensors say 2"), ({"num_heads": 0}, "num_heads = 0"),
+             ({"eps": "tiny"}, "eps = 'tiny'"), ({"bogus": 1}, "bogus"), ({"num_heads": 3}, "3 heads")]
+    for i, (claim, message) in enumerate(cases):
+        save_file(state, tmp_path / f"bad{i}.safetensors", metadata={WAN_CONFIG_KEY: json.dumps(stored | claim)})
+        with pytest.raises(CheckpointError, match=f"bad{i}.safetensors: .*{message}"):
+            load_dit(tmp_path / f"bad{i}.safetensors")
+    save_file(state, tmp_path / "json.safetensors", metadata={WAN_CONFIG_KEY: "{not json"})
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_dit(tmp_path / "json.safetensors")
 
 
 # ------------------------------------------------------------------ diffusers renames

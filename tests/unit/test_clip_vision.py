@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from scripts.tiny_builders import tiny_clip_vision_state_dict as tiny_state_dict
 from skyreels_core.encoders.clip_vision import (
     CLIP_MEAN,
     CLIP_STD,
@@ -16,7 +17,6 @@ from skyreels_core.encoders.clip_vision import (
     convert_state_dict,
     load_clip_vision,
     preprocess,
-    tiny_state_dict,
 )
 from skyreels_core.errors import CheckpointError, SkyReelsInputError
 

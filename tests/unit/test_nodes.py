@@ -246,7 +246,10 @@ def test_mappings_are_literal_and_match_schemas(env):
     tree = ast.parse(source)
     literal = {t.targets[0].id: [k.value for k in t.value.keys] for t in ast.walk(tree)
                if isinstance(t, ast.Assign) and isinstance(t.value, ast.Dict) and t.value.keys}
-    assert literal["NODE_CLASS_MAPPINGS"] == literal["NODE_DISPLAY_NAME_MAPPINGS"] == list(env.nodes)
+    assert literal["NODE_CLASS_MAPPINGS"] == list(env.nodes)
+    assert not hasattr(env.pack, "NODE_DISPLAY_NAME_MAPPINGS")  # display names come from the V3 schemas
+    display_names = [cls.define_schema().display_name for cls in env.nodes.values()]
+    assert len(set(display_names)) == len(display_names)
     assert env.pack.WEB_DIRECTORY == "./web" and (REPO / "web" / "skyreels.js").is_file()
     assert set(WIDGETS) <= set(env.nodes)
     for node_id, cls in env.nodes.items():
@@ -254,7 +257,7 @@ def test_mappings_are_literal_and_match_schemas(env):
         assert schema.node_id == node_id and node_id.startswith("SkyReels")
         assert schema.category.startswith("SkyReels/")
         assert schema.description
-        assert env.pack.NODE_DISPLAY_NAME_MAPPINGS[node_id] == schema.display_name
+        assert schema.display_name.startswith("SkyReels ")
         for item in schema.inputs:
             assert item.tooltip, f"{node_id}.{item.id} has no tooltip"
     node_list = asyncio.run(asyncio.run(env.pack.comfy_entrypoint()).get_node_list())

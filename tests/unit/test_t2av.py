@@ -8,13 +8,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from scripts.tiny_builders import tiny_audio_vae_state_dict as tiny_vae_state_dict
+from scripts.tiny_builders import tiny_av_dit_state_dict as tiny_state_dict
+from scripts.tiny_builders import tiny_vocoder_state_dict
 from skyreels_core.conditioning.v4 import VideoCondition, build_condition, encode_audio, encode_references
 from skyreels_core.errors import SkyReelsInputError
 from skyreels_core.models.audio_codec import load_audio_codec, num_samples_for
-from skyreels_core.models.audio_vae import tiny_vae_state_dict
-from skyreels_core.models.av_mmdit import AudioStream, AVDiTConfig, AVMMDiT, ModelType, VideoStream, tiny_state_dict
+from skyreels_core.models.av_mmdit import AudioStream, AVDiTConfig, AVMMDiT, ModelType, VideoStream
 from skyreels_core.models.video_vae import VAE3DConfig, WanVAE
-from skyreels_core.models.vocoder import tiny_vocoder_state_dict
 from skyreels_core.pipelines.t2av import audio_seed, av_latent_shape, sample_av
 from skyreels_core.sampling.guidance import AVGuidance
 from skyreels_core.sampling.noise import seeded_noise

@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from scripts.tiny_builders import tiny_umt5_state_dict as tiny_state_dict
 from skyreels_core.checkpoints.fp8 import FP8Linear
 from skyreels_core.encoders.tokenizer import UMT5Tokenizer, make_tiny_spiece_model
 from skyreels_core.encoders.umt5 import (
@@ -16,7 +17,6 @@ from skyreels_core.encoders.umt5 import (
     convert_state_dict,
     load_text_encoder,
     relative_position_bucket,
-    tiny_state_dict,
     umt5_from_state_dict,
 )
 from skyreels_core.errors import CheckpointError

@@ -4,6 +4,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from scripts.tiny_builders import tiny_audio_vae_state_dict as tiny_vae_state_dict
+from scripts.tiny_builders import tiny_vocoder_state_dict
 from skyreels_core.conditioning.v4 import (
     VideoCondition,
     build_condition,
@@ -18,10 +20,8 @@ from skyreels_core.conditioning.v4 import (
 )
 from skyreels_core.errors import SkyReelsInputError
 from skyreels_core.models.audio_codec import load_audio_codec
-from skyreels_core.models.audio_vae import tiny_vae_state_dict
 from skyreels_core.models.av_mmdit import AVDiTConfig, AVMMDiT
 from skyreels_core.models.video_vae import VAE3DConfig, WanVAE
-from skyreels_core.models.vocoder import tiny_vocoder_state_dict
 from skyreels_core.shapes import VideoLatentShape
 
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from scripts.tiny_builders import tiny_video_vae_state_dict as tiny_state_dict
 from skyreels_core.errors import CheckpointError, SkyReelsInputError
 from skyreels_core.models.video_vae import (
     VAE3DConfig,
     WanVAE,
     load_video_vae,
-    tiny_state_dict,
 )
 from skyreels_core.models.video_vae_tiling import ramp_weights, run_tiled, tile_spans
 

@@ -1,0 +1,254 @@
+"""Deterministic random-weight state dicts of every model kind, in the released key layouts (tests and demos).
+
+Used by `make_tiny_checkpoints.py` and by the unit tests. Fixed seeds and a fixed key order; values rounded
+to bf16 and stored float32 where the docstring says so, so fp32 and bf16 files hold the same numbers.
+The Wan DiT builder lives in `make_tiny_checkpoints.py` (`tiny_dit_state_dict`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+
+from skyreels_core.checkpoints.convert import RenameTable
+from skyreels_core.checkpoints.fp8 import quantize_weight
+from skyreels_core.checkpoints.metadata import config_metadata
+from skyreels_core.encoders.clip_vision import COMFY_KEY_RENAMES, CLIPVisionConfig, CLIPVisionEncoder
+from skyreels_core.encoders.umt5 import HF_KEY_RENAMES, SPIECE_KEY, UMT5Config, UMT5Encoder
+from skyreels_core.models.audio_vae import DATA_MEAN_128D, DATA_STD_128D, AudioVAE, AudioVAEConfig
+from skyreels_core.models.av_mmdit import CONFIG_METADATA_KEY, AVDiTConfig, AVMMDiT
+from skyreels_core.models.video_vae import VAE3DConfig, WanVAE
+from skyreels_core.models.vocoder import BigVGAN, BigVGANConfig
+
+__all__ = [
+    "tiny_audio_vae_state_dict",
+    "tiny_av_dit_state_dict",
+    "tiny_clip_vision_state_dict",
+    "tiny_umt5_state_dict",
+    "tiny_video_vae_state_dict",
+    "tiny_vocoder_state_dict",
+]
+
+StateDict = dict[str, torch.Tensor]
+
+
+def _bf16_randn(generator: torch.Generator, shape, std: float = 1.0, mean: float = 0.0) -> torch.Tensor:
+    values = torch.randn(*shape, generator=generator) * std + mean
+    return values.to(torch.bfloat16).to(torch.float32)  # bf16-representable, stored as float32
+
+
+def _meta_shapes(model_class: type[torch.nn.Module], config) -> dict[str, torch.Size]:
+    """{key: shape} of the model's state dict, built on the meta device (no memory)."""
+    with torch.device("meta"):
+        return {k: v.shape for k, v in model_class(config).state_dict().items()}
+
+
+def _check_layout(layout: str) -> None:
+    if layout not in ("wan", "comfy"):
+        raise ValueError(f"layout must be 'wan' or 'comfy', got {layout!r}.")
+
+
+# ---------------------------------------------------------------- video VAE, audio VAE, vocoder
+
+
+def tiny_video_vae_state_dict(seed: int = 0, config: VAE3DConfig = VAE3DConfig.TINY) -> StateDict:
+    """Wan2.1 VAE weights in the real key layout (bf16-representable values, stored float32).
+
+    Conv weights ~ N(0, 1/fan_in), biases ~ N(0, 0.02), norm gammas ~ 1 + N(0, 0.05); the decoder head is
+    scaled down so decoded pixels mostly stay in [-1, 1].
+    """
+    shapes = _meta_shapes(WanVAE, config)
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key in sorted(shapes):
+        shape = shapes[key]
+        noise = torch.randn(shape, generator=generator)
+        if key.endswith("gamma"):
+            value = 1.0 + 0.05 * noise
+        elif key.endswith("bias"):
+            value = 0.02 * noise
+        else:
+            value = noise / (shape[1:].numel() ** 0.5)
+        if key.startswith("decoder.head.2."):
+            value = value * 0.25
+        state[key] = value.to(torch.bfloat16).float().contiguous()
+    return state
+
+
+def tiny_audio_vae_state_dict(config: AudioVAEConfig | None = None, seed: int = 0) -> StateDict:
+    """Raw (pre-weight-norm) MMAudio VAE weights in the released v1-44.pth layout (tiny hidden width 8).
+
+    MPConv1D weights ~ N/sqrt(fan_in), learnable gains 0.05*N, data_mean/std = the 128-bin constants.
+    """
+    config = config or AudioVAEConfig(hidden_dim=8)
+    shapes = _meta_shapes(AudioVAE, config)
+    gen = torch.Generator().manual_seed(seed)
+    sd = {}
+    for key, shape in sorted(shapes.items()):
+        if key == "data_mean":
+            sd[key] = torch.tensor(DATA_MEAN_128D).view(1, -1, 1)
+        elif key == "data_std":
+            sd[key] = torch.tensor(DATA_STD_128D).view(1, -1, 1)
+        elif key.endswith("learnable_gain"):
+            sd[key] = 0.05 * torch.randn(shape, generator=gen)
+        else:
+            sd[key] = torch.randn(shape, generator=gen) / math.sqrt(shape[1] * shape[2])
+    return sd
+
+
+def tiny_vocoder_state_dict(config: BigVGANConfig | None = None, seed: int = 0) -> StateDict:
+    """BigVGAN generator weights in the bigvgan_generator.pt layout (tiny: initial channel 64, x512).
+
+    weight_g 1 + 0.1N (conv_post 0.01x that, so the output is not all clipped), weight_v N/sqrt(fan_in),
+    SnakeBeta log-alpha/beta 0.1N, biases 0.05N, FIR filters exactly as the constructor computes them.
+    """
+    config = config or BigVGANConfig(
+        upsample_initial_channel=64, resblock_kernel_sizes=(3, 7), resblock_dilation_sizes=((1, 3, 5), (1, 3, 5))
+    )
+    model = BigVGAN(config)
+    gen = torch.Generator().manual_seed(seed)
+    sd = {}
+    for key, value in sorted(model.state_dict().items()):
+        shape = value.shape
+        if key.endswith("filter"):
+            sd[key] = value.clone()
+        elif key.endswith("weight_g"):
+            sd[key] = (1 + 0.1 * torch.randn(shape, generator=gen)) * (0.01 if key.startswith("conv_post") else 1)
+        elif key.endswith("weight_v"):
+            fan_in = shape[0] * shape[2] if key.startswith("ups.") else shape[1] * shape[2]
+            sd[key] = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
+        elif key.endswith((".alpha", ".beta")):
+            sd[key] = 0.1 * torch.randn(shape, generator=gen)
+        else:
+            sd[key] = 0.05 * torch.randn(shape, generator=gen)
+    return sd
+
+
+# ---------------------------------------------------------------- SkyReels-V4 AV DiT
+
+
+def tiny_av_dit_state_dict(seed: int = 0, config: AVDiTConfig = AVDiTConfig.TINY) -> tuple[StateDict, dict]:
+    """AV MMDiT weights (bf16-representable float32) and the config metadata. Returns (tensors, metadata).
+
+    Gates are non-zero so the cross-modal attention matters.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    model = AVMMDiT(config)  # on CPU: tiny, and faster than a first meta-device build in a process
+    tensors = {}
+    for name, ref in sorted(model.state_dict().items()):
+        noise = torch.randn(ref.shape, generator=gen)
+        if name == "audio_latent_std":
+            value = 0.5 + torch.rand(ref.shape, generator=gen)
+        elif name.endswith(".gate") or name == "audio_latent_mean":
+            value = 0.5 * noise
+        elif name.endswith("modulation"):
+            value = noise / config.dim**0.5
+        elif ref.dim() >= 2:  # Linear / Conv weights
+            value = noise / math.sqrt(ref[0].numel())
+        elif name.endswith(".bias"):
+            value = 0.02 * noise
+        else:  # norm weights
+            value = 1.0 + 0.1 * noise
+        tensors[name] = value.to(torch.bfloat16).float()
+    return tensors, config_metadata(config, CONFIG_METADATA_KEY)
+
+
+# ---------------------------------------------------------------- text and image encoders
+
+
+def _quantize_umt5_linears(state: StateDict) -> StateDict:
+    out = {}
+    for key, tensor in state.items():
+        if re.search(r"\.(attn\.[qkvo]|ffn\.(gate\.0|fc1|fc2))\.weight$", key):
+            out[key], out[key[: -len("weight")] + "scale_weight"] = quantize_weight(tensor, torch.float8_e4m3fn)
+        else:
+            out[key] = tensor
+    out["scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
+    return out
+
+
+def tiny_umt5_state_dict(
+    seed: int = 0,
+    with_spiece: bytes | None = None,
+    *,
+    layout: str = "wan",
+    scaled_fp8: bool = False,
+    cfg: UMT5Config | None = None,
+) -> StateDict:
+    """Random umT5 weights (bf16-representable float32) in a released key layout.
+
+    layout "wan": `models_t5_umt5-xxl-enc-bf16.pth` naming; "comfy": HF / ComfyUI naming (`shared.weight`,
+    `encoder.block.{i}...`). `with_spiece` (sentencepiece model bytes, e.g. `make_tiny_spiece_model()`) is stored
+    as the uint8 `spiece_model` tensor, as in ComfyUI's umt5 files. scaled_fp8: Linear weights as
+    float8_e4m3fn plus `<layer>.scale_weight` and the `scaled_fp8` marker (ComfyUI's
+    `umt5_xxl_fp8_e4m3fn_scaled.safetensors` format).
+    """
+    _check_layout(layout)
+    cfg = cfg or UMT5Config.TINY
+    gen = torch.Generator().manual_seed(seed)
+    shapes = _meta_shapes(UMT5Encoder, cfg)
+    state = {}
+    for key, shape in shapes.items():
+        if key.endswith("norm1.weight") or key.endswith("norm2.weight") or key == "norm.weight":
+            state[key] = _bf16_randn(gen, shape, std=0.1, mean=1.0)
+        elif "embedding" in key:
+            state[key] = _bf16_randn(gen, shape, std=0.5 if "pos_" in key else 1.0)
+        else:
+            state[key] = _bf16_randn(gen, shape, std=shape[1] ** -0.5)
+    if scaled_fp8:
+        state = _quantize_umt5_linears(state)
+    if layout == "comfy":
+        state = RenameTable(HF_KEY_RENAMES).apply(state)
+    if with_spiece is not None:
+        state[SPIECE_KEY] = torch.frombuffer(bytearray(with_spiece), dtype=torch.uint8).clone()
+    return state
+
+
+def tiny_clip_vision_state_dict(
+    seed: int = 0, layout: str = "wan", cfg: CLIPVisionConfig | None = None, out_dim: int = 16
+) -> StateDict:
+    """Random CLIP vision weights (bf16-representable float32) in a released key layout.
+
+    layout "wan": `visual.*` keys as in Wan's .pth, plus the unused post_norm / head / textual / log_scale
+    entries the real file has; "comfy": HF / ComfyUI clip_vision naming with post_layernorm and
+    visual_projection. Both layouts hold the same numbers for the same seed.
+    """
+    _check_layout(layout)
+    cfg = cfg or CLIPVisionConfig.TINY
+    gen = torch.Generator().manual_seed(seed)
+    shapes = _meta_shapes(CLIPVisionEncoder, cfg)
+    shapes.update({"post_norm.weight": (cfg.dim,), "post_norm.bias": (cfg.dim,), "head": (cfg.dim, out_dim)})
+    state = {}
+    for key, shape in shapes.items():
+        if "norm" in key:
+            state[key] = _bf16_randn(gen, shape, 0.1, 1.0) if key.endswith("weight") else _bf16_randn(gen, shape, 0.05)
+        elif key.endswith("bias"):
+            state[key] = _bf16_randn(gen, shape, 0.05)
+        elif key in ("cls_embedding", "pos_embedding"):
+            state[key] = _bf16_randn(gen, shape, 0.5)
+        else:
+            fan_in = shape[0] if key == "head" else int(torch.tensor(shape[1:]).prod())
+            state[key] = _bf16_randn(gen, shape, fan_in**-0.5)
+    if layout == "wan":
+        state = {f"visual.{k}": v for k, v in state.items()}
+        state["log_scale"] = torch.tensor(2.6592)
+        state["textual.head.0.weight"] = _bf16_randn(gen, (out_dim, 8), 0.1)
+        return state
+    return _clip_to_comfy(state)
+
+
+def _clip_to_comfy(state: StateDict) -> StateDict:
+    split = {}
+    for key, value in state.items():
+        match = re.match(r"^(transformer\.\d+\.attn\.)to_qkv\.(\w+)$", key)
+        if match:
+            for name, part in zip("qkv", value.chunk(3, dim=0), strict=True):
+                split[f"{match[1]}to_{name}.{match[2]}"] = part.contiguous()
+        else:
+            split[key] = value
+    split["cls_embedding"] = split["cls_embedding"].reshape(-1)
+    split["pos_embedding"] = split["pos_embedding"][0]
+    split["head"] = split["head"].t().contiguous()
+    return RenameTable(COMFY_KEY_RENAMES).apply(split)

@@ -1,0 +1,69 @@
+"""Load a SkyReels / Wan2.1 video DiT from any released file layout (the `ModelSpec` of `WanModel`).
+
+Accepted: one `.safetensors` (original Wan keys, ComfyUI `model.diffusion_model.` prefix, or diffusers
+naming), a sharded set (any shard, the `*.index.json` or the folder), `.pth` via weights_only; weights in
+fp32 / bf16 / fp16, plain fp8 (e4m3fn, e5m2) or ComfyUI scaled fp8. The SkyReels `model_type.<name>`
+marker tensor is ignored on purpose; every other key must match (strict load).
+
+The config comes from the tensor shapes; a file may store it as JSON under `WAN_CONFIG_KEY` (needed when
+head_dim != 128, as in the test files), checked against the shapes before anything is built.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..checkpoints.convert import to_original_wan_keys
+from ..checkpoints.loader import ModelSpec, load_model
+from ..checkpoints.metadata import check_claims, read_config_metadata
+from .wan_dit import WanDiTConfig, WanModel, shape_fields
+
+__all__ = ["DIT_KIND", "MARKER_KEYS", "WAN_CONFIG_KEY", "WAN_DIT_SPEC", "WAN_FP8_KEEP", "load_dit", "wan_config"]
+
+DIT_KIND = "wan_dit"
+WAN_CONFIG_KEY = "skyreels.wan_dit.config"
+# Released SkyReels files carry a dummy `model_type.SkyReels-V2-...` tensor (see research/skyreels_v2.md §2.1).
+MARKER_KEYS = (r"model_type\..*",)
+# Linear layers left in the compute dtype when converting a float file to fp8 at load: the small, precision
+# sensitive embeddings and the output head (as ComfyUI/Kijai fp8 files do). Regexes on module names.
+WAN_FP8_KEEP = (r"^(time_embedding|time_projection|text_embedding|fps_projection|img_emb|head)\b",)
+
+
+def wan_config(state: dict[str, torch.Tensor], metadata: dict[str, str]) -> WanDiTConfig:
+    """WanDiTConfig from the shapes; fields stored under WAN_CONFIG_KEY must agree with them."""
+    stored = read_config_metadata(metadata, WAN_CONFIG_KEY, WanDiTConfig)
+    check_claims(stored, shape_fields(state), WAN_CONFIG_KEY, WanDiTConfig)
+    return WanDiTConfig.from_state_dict(state, **stored)
+
+
+WAN_DIT_SPEC = ModelSpec(
+    kind=DIT_KIND,
+    description="SkyReels/Wan video diffusion model",
+    model_class=WanModel,
+    config=wan_config,
+    convert=to_original_wan_keys,
+    fp8_keep=WAN_FP8_KEEP,
+    allowed_extra=MARKER_KEYS,
+)
+
+
+def load_dit(
+    path: str | os.PathLike,
+    *,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device = "cpu",
+    attn_backend: str = "auto",
+    weight_dtype: str | torch.dtype | None = None,
+    model_class: type[WanModel] = WanModel,
+) -> WanModel:
+    """Read a DiT file (any layout above) into an eval-mode `WanModel` on `device`.
+
+    dtype: dtype of the non-fp8 weights and of the compute (None: the file's own float dtype, bfloat16 for
+        an all-fp8 file). weight_dtype: "default" / None (as stored), "fp8_e4m3fn" or "fp8_e5m2" to keep the
+        block Linear weights in fp8 (converted at load if the file is bf16/fp32). model_class: a WanModel
+        subclass with extra modules (e.g. an audio adapter); it must accept the same constructor.
+    """
+    return load_model(WAN_DIT_SPEC, path, dtype=dtype, device=device, attn_backend=attn_backend,
+                      weight_dtype=weight_dtype, model_class=model_class)
