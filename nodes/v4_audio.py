@@ -18,11 +18,11 @@ from comfy_api.latest import io
 from ..skyreels_core.conditioning.v4 import check_audio
 from ..skyreels_core.conditioning.v4 import encode_audio as core_encode_audio
 from ..skyreels_core.errors import SkyReelsInputError
+from ..skyreels_core.shapes import AUDIO_LATENT_CHANNELS, AUDIO_SAMPLE_RATE
 from . import comfy_bridge as bridge
 from .types import SkyReelsAudioCodec
 
-AUDIO_RATE = 44100
-AUDIO_CHANNELS = 40
+AUDIO_RATE, AUDIO_CHANNELS = AUDIO_SAMPLE_RATE, AUDIO_LATENT_CHANNELS
 AUDIO_KEY = "audio_samples"  # the audio part of the joint V4 LATENT
 LENGTH_KEY = "audio_num_samples"  # decoded length at 44.1 kHz
 

@@ -52,7 +52,7 @@ from ..checkpoints.metadata import check_claims, read_config_metadata
 from ..errors import CheckpointError, SkyReelsInputError
 from ..nn.attention import ATTENTION_BACKENDS
 from ..nn.rope import grid_positions, rope_angles
-from ..shapes import TIME_STRIDE
+from ..shapes import AUDIO_SAMPLE_RATE, AUDIO_SAMPLES_PER_LATENT, TIME_STRIDE
 from .av_blocks import AudioTower, AVCrossBlock, StreamInputs, VideoTower
 from .wan_dit import TokenGrid, embed_text, embed_time, feed_forward, time_mlps
 
@@ -73,8 +73,6 @@ __all__ = [
 
 CONFIG_METADATA_KEY = "skyreels.av_dit.config"
 AV_DIT_KIND = "av_dit"
-AUDIO_SAMPLE_RATE = 44100  # MMAudio 44.1 kHz mel VAE
-AUDIO_LATENT_HOP = 1024  # audio samples per audio latent frame (mel hop 512 x 2)
 DEFAULT_HEAD_DIM = 128  # used to infer num_heads when a file has no config metadata
 _WRAPPERS = ("model.diffusion_model.", "diffusion_model.")
 
@@ -254,7 +252,7 @@ AVDiTConfig.V4_GUESS = AVDiTConfig(
 
 def audio_time_scale(fps: float) -> float:
     """Audio latent index -> position in video-latent-frame units: (1024 / 44100) s * fps / 4 frames per second."""
-    return AUDIO_LATENT_HOP / AUDIO_SAMPLE_RATE * fps / TIME_STRIDE
+    return AUDIO_SAMPLES_PER_LATENT / AUDIO_SAMPLE_RATE * fps / TIME_STRIDE
 
 
 def av_time_positions(num_video_latents: int, num_audio_latents: int, fps: float):

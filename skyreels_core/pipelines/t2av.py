@@ -17,8 +17,8 @@ Undisclosed choices, made here and documented:
   latents (`denormalize_audio`).
 - Noise: `seeded_noise` (CPU generator) for video with `seed`, for audio with `audio_seed(seed)`, so the video
   noise for a seed is the same as the V2 pipeline's and does not depend on the audio length.
-- Duration: the audio covers exactly frames / fps seconds: ceil(round(seconds * 44100) / 1024) latents, decoded
-  and trimmed to round(seconds * 44100) samples (audio_codec.num_samples_for / latent_frames_for).
+- Duration: the audio covers exactly frames / fps seconds (`shapes.AudioLatentShape.from_video`): the latents that
+  cover round(seconds * 44.1 kHz) samples, decoded and trimmed to that many samples.
 - Editing (a video + mask): the audio is generated fresh (the paper does not inpaint audio); no source audio is
   an input here.
 """
@@ -31,12 +31,11 @@ import torch
 
 from ..conditioning.v4 import VideoCondition
 from ..errors import SkyReelsInputError
-from ..models.audio_codec import LATENT_CHANNELS, latent_frames_for
 from ..sampling.guidance import AVGuidance
 from ..sampling.loop import StepCallback, sample, solver_class
 from ..sampling.noise import seeded_noise
 from ..sampling.schedules import FlowSchedule
-from ..shapes import VideoLatentShape
+from ..shapes import AUDIO_LATENT_CHANNELS, AudioLatentShape, VideoLatentShape
 from .denoisers import AVDenoiser, AVLayout
 from .video import check_guidance
 
@@ -49,7 +48,7 @@ def av_latent_shape(frames: int, fps: float, height: int, width: int, batch: int
     if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
         raise SkyReelsInputError(f"fps must be a positive number; got {fps}.")
     shape = VideoLatentShape.from_pixels(frames, height, width, batch=batch)
-    return shape, latent_frames_for(frames / fps)
+    return shape, AudioLatentShape.from_video(frames, fps).frames
 
 
 def audio_seed(seed: int) -> int:
@@ -91,7 +90,7 @@ def _initial_state(video_shape, num_audio_latents, seed, condition, device):
             cond = (condition.latent.float().to(device), condition.mask.float().to(device))
     if num_audio_latents:
         batch = video_shape.batch if video_shape is not None else 1
-        x_a = seeded_noise((batch, LATENT_CHANNELS, int(num_audio_latents)), audio_seed(seed)).to(device)
+        x_a = seeded_noise((batch, AUDIO_LATENT_CHANNELS, int(num_audio_latents)), audio_seed(seed)).to(device)
     return x_v, x_a, cond
 
 
@@ -131,7 +130,7 @@ def sample_av(
     """Sample a video latent [B, 16, F, h, w] and an audio latent [B, 40, T_a] together (either may be None/0).
 
     context / negative_context: MLLM embeddings [1 or B, L, text_dim]. video_refs: clean reference latents
-    [B, 16, F_r, h, w]; audio_refs: raw codec latents of reference audio [B, 40, T_r] (`encode_audio_reference`),
+    [B, 16, F_r, h, w]; audio_refs: raw codec latents of reference audio [B, 40, T_r] (`conditioning.v4.encode_audio`),
     normalised here with the model's audio statistics. callback(step, total, x0)
     runs after every step with the video x0 estimate (the audio x0 for audio-only); raising cancels.
     Returns (video latent | None, raw codec audio latent | None), float32 on the CPU.
