@@ -5,6 +5,16 @@ End to end, float32 rounding noise (~5e-6 at conv_pre, from the conv summation o
 SnakeBeta/AMP stages to ~2e-4 at ups5 (|x| ~ 100); the recorded tensors carry the same noise (they differ
 from a float64 evaluation of the same graph by 1.6e-5 .. 1.9e-4), so an elementwise 1e-5 match of the deep
 intermediates end to end is only possible bit-for-bit. The waveforms themselves match end to end.
+
+The stage-by-stage check has two recordings of the stage outputs, one per CPU capability
+(torch.backends.cpu.get_cpu_capability()): the shared io.safetensors was recorded by the reference on an AVX512 CPU,
+io_avx2.safetensors by the same reference (NVIDIA/BigVGAN v2.4) on an AVX2 CPU, teacher-forced from the shared
+recording exactly as the test does (io_avx2.json). oneDNN's float32 convolutions sum the channels in a different
+order per ISA (blocks of 16 on AVX512, of 8 on AVX2), so the deep stages (ups3_out .. activation_post_out) differ
+by up to ~1.4x atol=rtol=1e-5 between the ISAs even given the same recorded input: on AVX2 the reference itself
+(bit-identical to ours there) misses the AVX512 recording, and so does a float64 evaluation of the graph. Both
+recordings are the reference's; the tolerance is the same for both. A capability with no recording of its own
+is compared with the shared one.
 """
 
 from __future__ import annotations
@@ -40,6 +50,18 @@ def case():
 @pytest.fixture(scope="module")
 def io():
     return load_file(str(FOLDER / "io.safetensors"))
+
+
+def _stage_recording(capability):
+    """The reference's stage outputs for a CPU capability: io.safetensors was recorded on AVX512, io_<capability>
+    (io_avx2) on that capability; a capability with no recording of its own gets the shared one."""
+    own = FOLDER / f"io_{capability.lower()}.safetensors"
+    return own if capability != "AVX512" and own.is_file() else FOLDER / "io.safetensors"
+
+
+@pytest.fixture(scope="module")
+def recorded_stages():
+    return load_file(str(_stage_recording(torch.backends.cpu.get_cpu_capability())))
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["weight_norm", "removed"])
@@ -109,7 +131,8 @@ def _stage(generator, i, x):
     return sum(blocks) / 3
 
 
-def test_every_intermediate_from_the_recorded_previous_one(case, io, generator):
+def test_every_intermediate_from_the_recorded_previous_one(case, io, recorded_stages, generator):
+    """Inputs from the shared recording; outputs against this CPU capability's recording (module docstring)."""
     tol = _tol(case, "inter.*")
     with torch.no_grad():
         got = {"conv_pre_out": generator.conv_pre(io["mel"]), "ups0_out": generator.ups[0][0](io["inter.conv_pre_out"])}
@@ -119,7 +142,7 @@ def test_every_intermediate_from_the_recorded_previous_one(case, io, generator):
         got["conv_post_out_unclamped"] = generator.conv_post(io["inter.activation_post_out"])
         clamped = torch.clamp(got["conv_post_out_unclamped"], -1, 1)
     for name, value in got.items():
-        torch.testing.assert_close(value, io[f"inter.{name}"], **tol, msg=name)
+        torch.testing.assert_close(value, recorded_stages[f"inter.{name}"], **tol, msg=name)
     torch.testing.assert_close(clamped, io["wave"], **_tol(case, "wave*"))
 
 
