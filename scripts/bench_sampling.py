@@ -32,6 +32,11 @@ from skyreels_core.sampling.guidance import CFG  # noqa: E402
 from skyreels_core.shapes import VideoLatentShape  # noqa: E402
 
 
+def _emit(record: dict) -> None:
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
 def _timed(fn, repeats: int) -> tuple[float, float]:
     """(median seconds, peak GiB allocated) of fn() after one warm-up."""
     fn()
@@ -61,30 +66,36 @@ def bench_cfg(model, shape, ctx, neg, repeats):
     with torch.no_grad():
         two = _timed(lambda: denoiser(x, sigma), repeats)
         one = _timed(batched, repeats)
-    print(json.dumps({"what": "cfg", "two_passes_s": two[0], "two_passes_peak_gib": two[1], "batch2_s": one[0],
-                      "batch2_peak_gib": one[1], "time_ratio_two_over_batch": two[0] / one[0]}), flush=True)
+    _emit(({"what": "cfg", "two_passes_s": two[0], "two_passes_peak_gib": two[1], "batch2_s": one[0],
+                      "batch2_peak_gib": one[1], "time_ratio_two_over_batch": two[0] / one[0]}))
     return two[0]
 
 
 def bench_loop(model, shape, ctx, neg, steps, bare):
     latent = torch.zeros(shape.as_tuple())
-    run = (lambda: sample_video(model, latent, positive=ctx, negative=neg, steps=steps, cfg=6.0, shift=8.0, seed=0))
+
+    def run():
+        return sample_video(model, latent, positive=ctx, negative=neg, steps=steps, cfg=6.0, shift=8.0, seed=0)
+
     seconds, peak = _timed(run, 1)
     per_step = seconds / steps
-    print(json.dumps({"what": "loop", "s_per_step": per_step, "bare_two_forwards_s": bare,
-                      "overhead_ms_per_step": 1000 * (per_step - bare), "peak_gib": peak}), flush=True)
+    _emit(({"what": "loop", "s_per_step": per_step, "bare_two_forwards_s": bare,
+                      "overhead_ms_per_step": 1000 * (per_step - bare), "peak_gib": peak}))
 
 
 def bench_df(model, shape, ctx, neg, steps, bare):
     settings = DFSettings(steps=steps, shift=8.0, guidance_scale=6.0, base_num_frames=shape.pixel_frames,
                           overlap_history=None, fps=24)
-    run = (lambda: generate_df_video(model, ctx, shape.pixel_frames, (shape.height, shape.width), settings,
-                                     negative_context=neg, device="cuda"))
+
+    def run():
+        return generate_df_video(model, ctx, shape.pixel_frames, (shape.height, shape.width), settings,
+                                 negative_context=neg, device="cuda")
+
     seconds, peak = _timed(run, 1)
     rows = steps
-    print(json.dumps({"what": "df", "latent_frames": shape.frames, "s_per_row": seconds / rows,
+    _emit(({"what": "df", "latent_frames": shape.frames, "s_per_row": seconds / rows,
                       "bare_two_forwards_s": bare, "overhead_ms_per_row": 1000 * (seconds / rows - bare),
-                      "peak_gib": peak}), flush=True)
+                      "peak_gib": peak}))
 
 
 def bench_av(steps):
@@ -95,10 +106,13 @@ def bench_av(steps):
     model = AVMMDiT(config, device="cuda", dtype=torch.bfloat16).eval()
     shape, num_audio = av_latent_shape(81, 16.0, 480, 832)
     ctx = torch.randn(1, 64, config.text_dim, device="cuda")
-    run = (lambda: sample_av(model, video_shape=shape, num_audio_latents=num_audio, context=ctx,
-                             negative_context=ctx[:, :48], steps=steps, sync_scale=2.0, fps=16.0))
+
+    def run():
+        return sample_av(model, video_shape=shape, num_audio_latents=num_audio, context=ctx,
+                         negative_context=ctx[:, :48], steps=steps, sync_scale=2.0, fps=16.0)
+
     seconds, peak = _timed(run, 1)
-    print(json.dumps({"what": "av", "preset": "SMALL", "s_per_step": seconds / steps, "peak_gib": peak}), flush=True)
+    _emit(({"what": "av", "preset": "SMALL", "s_per_step": seconds / steps, "peak_gib": peak}))
 
 
 def main() -> None:
@@ -117,8 +131,8 @@ def main() -> None:
     shape = VideoLatentShape.from_pixels(args.frames, args.height, args.width)
     ctx = torch.randn(1, 512, config.text_dim, device="cuda")
     neg = torch.randn(1, 512, config.text_dim, device="cuda")
-    print(json.dumps({"what": "setup", "size": args.size, "tokens": shape.tokens(), "gpu": torch.cuda.get_device_name(),
-                      "torch": torch.__version__}), flush=True)
+    _emit(({"what": "setup", "size": args.size, "tokens": shape.tokens(), "gpu": torch.cuda.get_device_name(),
+                      "torch": torch.__version__}))
     bare = bench_cfg(model, shape, ctx, neg, args.repeats)
     bench_loop(model, shape, ctx, neg, args.steps, bare)
     bench_df(model, shape, ctx, neg, args.steps, bare)
