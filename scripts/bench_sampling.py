@@ -66,8 +66,8 @@ def bench_cfg(model, shape, ctx, neg, repeats):
     with torch.no_grad():
         two = _timed(lambda: denoiser(x, sigma), repeats)
         one = _timed(batched, repeats)
-    _emit(({"what": "cfg", "two_passes_s": two[0], "two_passes_peak_gib": two[1], "batch2_s": one[0],
-                      "batch2_peak_gib": one[1], "time_ratio_two_over_batch": two[0] / one[0]}))
+    _emit({"what": "cfg", "two_passes_s": two[0], "two_passes_peak_gib": two[1], "batch2_s": one[0],
+                      "batch2_peak_gib": one[1], "time_ratio_two_over_batch": two[0] / one[0]})
     return two[0]
 
 
@@ -79,8 +79,8 @@ def bench_loop(model, shape, ctx, neg, steps, bare):
 
     seconds, peak = _timed(run, 1)
     per_step = seconds / steps
-    _emit(({"what": "loop", "s_per_step": per_step, "bare_two_forwards_s": bare,
-                      "overhead_ms_per_step": 1000 * (per_step - bare), "peak_gib": peak}))
+    _emit({"what": "loop", "s_per_step": per_step, "bare_two_forwards_s": bare,
+                      "overhead_ms_per_step": 1000 * (per_step - bare), "peak_gib": peak})
 
 
 def bench_df(model, shape, ctx, neg, steps, bare):
@@ -93,9 +93,9 @@ def bench_df(model, shape, ctx, neg, steps, bare):
 
     seconds, peak = _timed(run, 1)
     rows = steps
-    _emit(({"what": "df", "latent_frames": shape.frames, "s_per_row": seconds / rows,
+    _emit({"what": "df", "latent_frames": shape.frames, "s_per_row": seconds / rows,
                       "bare_two_forwards_s": bare, "overhead_ms_per_row": 1000 * (seconds / rows - bare),
-                      "peak_gib": peak}))
+                      "peak_gib": peak})
 
 
 def bench_av(steps):
@@ -112,7 +112,7 @@ def bench_av(steps):
                          negative_context=ctx[:, :48], steps=steps, sync_scale=2.0, fps=16.0)
 
     seconds, peak = _timed(run, 1)
-    _emit(({"what": "av", "preset": "SMALL", "s_per_step": seconds / steps, "peak_gib": peak}))
+    _emit({"what": "av", "preset": "SMALL", "s_per_step": seconds / steps, "peak_gib": peak})
 
 
 def main() -> None:
@@ -131,8 +131,8 @@ def main() -> None:
     shape = VideoLatentShape.from_pixels(args.frames, args.height, args.width)
     ctx = torch.randn(1, 512, config.text_dim, device="cuda")
     neg = torch.randn(1, 512, config.text_dim, device="cuda")
-    _emit(({"what": "setup", "size": args.size, "tokens": shape.tokens(), "gpu": torch.cuda.get_device_name(),
-                      "torch": torch.__version__}))
+    _emit({"what": "setup", "size": args.size, "tokens": shape.tokens(), "gpu": torch.cuda.get_device_name(),
+                      "torch": torch.__version__})
     bare = bench_cfg(model, shape, ctx, neg, args.repeats)
     bench_loop(model, shape, ctx, neg, args.steps, bare)
     bench_df(model, shape, ctx, neg, args.steps, bare)
