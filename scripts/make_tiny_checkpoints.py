@@ -219,6 +219,63 @@ def tiny_qwen25_vl_files(hidden_size: int = 32) -> FolderFiles:
         return FolderFiles({p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()})
 
 
+def _config_json(config: dict) -> bytes:
+    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _r2v_transformer_config() -> dict:
+    """diffusers `transformer/config.json` of the tiny R2V model (the real one is Wan2.1-T2V-14B sized)."""
+    c = _wan_config("t2v")
+    return {"_class_name": "SkyReelsA2WanI2v3DModel", "added_kv_proj_dim": None, "attention_head_dim": c.head_dim,
+            "cross_attn_norm": True, "eps": c.eps, "ffn_dim": c.ffn_dim, "freq_dim": c.freq_dim, "image_dim": None,
+            "in_channels": c.in_dim, "num_attention_heads": c.num_heads, "num_layers": c.num_layers,
+            "out_channels": c.out_dim, "patch_size": list(c.patch_size), "qk_norm": "rms_norm_across_heads",
+            "rope_max_seq_len": 1024, "text_dim": c.text_dim}
+
+
+def tiny_r2v_transformer_files() -> FolderFiles:
+    """SkyReels-V3 R2V `transformer/`: diffusers keys in 2 index-listed shards + config.json (seed 3)."""
+    from skyreels_core.checkpoints.metadata import config_metadata
+    from skyreels_core.models.wan_dit_loader import WAN_CONFIG_KEY
+
+    state = _diffusers(tiny_dit_state_dict("t2v", seed=3, marker=False))
+    metadata = config_metadata(_wan_config("t2v"), WAN_CONFIG_KEY)
+    files = _render(TinyFile("x", lambda: (state, metadata), shards=2))
+    return FolderFiles({"config.json": _config_json(_r2v_transformer_config()),
+                        **{rel.split("/", 1)[1]: data for rel, data in files.items()}})
+
+
+def tiny_r2v_vae_files() -> FolderFiles:
+    """SkyReels-V3 R2V `vae/`: the tiny Wan2.1 VAE in diffusers `AutoencoderKLWan` naming + config.json."""
+    from skyreels_core.checkpoints.convert import to_diffusers_vae_keys
+    from skyreels_core.models.video_vae import LATENT_MEAN, LATENT_STD, VAE3DConfig
+
+    c = VAE3DConfig.TINY
+    config = {"_class_name": "AutoencoderKLWan", "base_dim": c.dim, "z_dim": c.z_dim, "dim_mult": list(c.dim_mult),
+              "num_res_blocks": c.num_res_blocks, "attn_scales": list(c.attn_scales),
+              "temperal_downsample": list(c.temperal_downsample), "dropout": c.dropout,
+              "latents_mean": list(LATENT_MEAN), "latents_std": list(LATENT_STD)}
+    state = to_diffusers_vae_keys(tiny_builders.tiny_video_vae_state_dict(), c.num_res_blocks)
+    return FolderFiles({"config.json": _config_json(config),
+                        "diffusion_pytorch_model.safetensors": _safetensors_bytes(state, {})})
+
+
+def tiny_v2v_files(seed: int) -> Callable[[], FolderFiles]:
+    """SkyReels-V3 V2V `transformer/` (seed 1) or `shot_transformer/` (seed 2): Wan keys, 2 shards, no index
+    (the reference globs *.safetensors in the folder); same architecture, different values."""
+
+    def build() -> FolderFiles:
+        from skyreels_core.checkpoints.metadata import config_metadata
+        from skyreels_core.models.wan_dit_loader import WAN_CONFIG_KEY
+
+        state = tiny_dit_state_dict("t2v", seed=seed, marker=False)
+        metadata = config_metadata(_wan_config("t2v"), WAN_CONFIG_KEY)
+        files = _render(TinyFile("x", lambda: (state, metadata), shards=2))
+        return FolderFiles({rel.split("/", 1)[1]: data for rel, data in files.items() if rel.endswith(".safetensors")})
+
+    return build
+
+
 DM = "diffusion_models/"
 TINY_FILES: tuple[TinyFile, ...] = (
     TinyFile(DM + "skyreels_v2_t2v_tiny.safetensors", _dit("t2v")),
@@ -230,6 +287,11 @@ TINY_FILES: tuple[TinyFile, ...] = (
     TinyFile(DM + "skyreels_v2_t2v_tiny_sharded", _dit("t2v"), shards=2),
     TinyFile(DM + "skyreels_v2_i2v_tiny.safetensors", _dit("i2v")),
     TinyFile(DM + "skyreels_v2_df_tiny.safetensors", _dit("df")),
+    # SkyReels-V3 in the released repo layouts (one folder per repo subfolder).
+    TinyFile(DM + "skyreels_v3_r2v_tiny/transformer", tiny_r2v_transformer_files),
+    TinyFile(DM + "skyreels_v3_r2v_tiny/vae", tiny_r2v_vae_files),
+    TinyFile(DM + "skyreels_v3_v2v_tiny/transformer", tiny_v2v_files(1)),
+    TinyFile(DM + "skyreels_v3_v2v_tiny/shot_transformer", tiny_v2v_files(2)),
     # Other model kinds: builders in tiny_builders.py.
     TinyFile("vae/wan_2.1_vae_tiny.safetensors", tiny_builders.tiny_video_vae_state_dict),
     TinyFile("vae/Wan2.1_VAE_tiny.pth", tiny_builders.tiny_video_vae_state_dict),

@@ -26,11 +26,14 @@ from .io import strip_prefix
 
 __all__ = [
     "DIT_PREFIXES",
+    "VAE_DIFFUSERS_RENAMES",
     "WAN_DIFFUSERS_RENAMES",
     "RenameTable",
     "detect_dit_layout",
     "strip_dit_prefix",
+    "to_diffusers_vae_keys",
     "to_diffusers_wan_keys",
+    "to_original_vae_keys",
     "to_original_wan_keys",
 ]
 
@@ -152,3 +155,70 @@ def to_diffusers_wan_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     if detect_dit_layout(state) == "diffusers":
         return dict(state)
     return _TO_DIFFUSERS.apply(state)
+
+
+# ---------------------------------------------------------------- Wan2.1 video VAE (diffusers AutoencoderKLWan)
+
+# A residual block's layers: Wan `residual.{0,2,3,6}` / `shortcut` <-> diffusers `norm1 conv1 norm2 conv2` /
+# `conv_shortcut`. Containers: encoder stages keep their flat index (`downsamples.N` <-> `down_blocks.N`); the
+# middle is (resnet, attention, resnet); the decoder's flat `upsamples.N` is grouped by diffusers into stages
+# (`up_blocks.S.resnets.R` then one `up_blocks.S.upsamplers.0`), see `_group_up_blocks`.
+_RESNET_LAYERS = (("residual.0", "norm1"), ("residual.2", "conv1"), ("residual.3", "norm2"),
+                  ("residual.6", "conv2"), ("shortcut", "conv_shortcut"))
+_VAE_CONTAINERS = (("encoder.downsamples.{i}", "encoder.down_blocks.{i}"),
+                   ("decoder.upsamples.{i}", "decoder.up_blocks.{i}"),
+                   *((f"{part}.middle.{w}", f"{part}.mid_block.resnets.{d}")
+                     for part in ("encoder", "decoder") for w, d in ((0, 0), (2, 1))))
+VAE_DIFFUSERS_RENAMES: tuple[tuple[str, str], ...] = (
+    ("conv1.{rest}", "quant_conv.{rest}"),
+    ("conv2.{rest}", "post_quant_conv.{rest}"),
+    *((f"{part}.conv1.{{rest}}", f"{part}.conv_in.{{rest}}") for part in ("encoder", "decoder")),
+    *((f"{part}.head.0.{{rest}}", f"{part}.norm_out.{{rest}}") for part in ("encoder", "decoder")),
+    *((f"{part}.head.2.{{rest}}", f"{part}.conv_out.{{rest}}") for part in ("encoder", "decoder")),
+    *((f"{part}.middle.1.{{rest}}", f"{part}.mid_block.attentions.0.{{rest}}") for part in ("encoder", "decoder")),
+    *((f"{wan}.{w}.{{rest}}", f"{dif}.{d}.{{rest}}") for wan, dif in _VAE_CONTAINERS for w, d in _RESNET_LAYERS),
+    # Resample layers (`resample.1`, `time_conv`) keep their names inside their container.
+    ("encoder.downsamples.{i}.{rest}", "encoder.down_blocks.{i}.{rest}"),
+    ("decoder.upsamples.{i}.{rest}", "decoder.up_blocks.{i}.{rest}"),
+)
+_VAE_TO_DIFFUSERS = RenameTable(VAE_DIFFUSERS_RENAMES)
+_VAE_TO_ORIGINAL = RenameTable((dst, src) for src, dst in VAE_DIFFUSERS_RENAMES)
+_UP_GROUPED = re.compile(r"^decoder\.up_blocks\.(\d+)\.(resnets\.(\d+)|upsamplers\.0)\.(.+)$")
+_UP_FLAT = re.compile(r"^decoder\.up_blocks\.(\d+)\.(.+)$")
+
+
+def _resnets_per_up_block(state: dict[str, torch.Tensor]) -> int:
+    """Residual blocks per decoder stage (num_res_blocks + 1; 3 in the released VAE), from the grouped keys."""
+    found = {int(m.group(3)) for k in state if (m := _UP_GROUPED.match(k)) and m.group(3) is not None}
+    if not found:
+        raise CheckpointError("diffusers AutoencoderKLWan keys without decoder.up_blocks.*.resnets: incomplete file?")
+    return max(found) + 1
+
+
+def to_original_vae_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """diffusers `AutoencoderKLWan` keys -> Wan2.1 VAE keys (`Wan2.1_VAE.pth`); Wan keys pass through."""
+    if "quant_conv.weight" not in state:
+        return state
+    per_stage = _resnets_per_up_block(state) + 1  # resnets, then the upsampler (absent after the last stage)
+    flat = {}
+    for key, tensor in state.items():
+        m = _UP_GROUPED.match(key)
+        if m:
+            index = int(m.group(1)) * per_stage + (int(m.group(3)) if m.group(3) is not None else per_stage - 1)
+            key = f"decoder.up_blocks.{index}.{m.group(4)}"
+        flat[key] = tensor
+    return _VAE_TO_ORIGINAL.apply(flat)
+
+
+def to_diffusers_vae_keys(state: dict[str, torch.Tensor], num_res_blocks: int = 2) -> dict[str, torch.Tensor]:
+    """Wan2.1 VAE keys -> diffusers `AutoencoderKLWan` keys (for tests and the tiny maker)."""
+    per_stage = num_res_blocks + 2
+    out = {}
+    for key, tensor in _VAE_TO_DIFFUSERS.apply(state).items():
+        m = _UP_FLAT.match(key)
+        if m:
+            stage, slot = divmod(int(m.group(1)), per_stage)
+            inner = "upsamplers.0" if slot == per_stage - 1 else f"resnets.{slot}"
+            key = f"decoder.up_blocks.{stage}.{inner}.{m.group(2)}"
+        out[key] = tensor
+    return out

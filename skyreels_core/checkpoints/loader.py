@@ -11,6 +11,7 @@ Import rule: nothing in `checkpoints/` imports `models/`. Each model module decl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -46,6 +47,8 @@ class ModelSpec:
     fp8_keep: tuple[str, ...] = ()  # regexes of Linear layers left unquantized when converting to fp8 at load
     allowed_extra: tuple[str, ...] = ()  # regexes of keys released files carry and we ignore (marker tensors)
     float32_keep: tuple[str, ...] = ()  # regexes of tensors kept float32 whatever `dtype` (e.g. norm buffers)
+    # (state as released, before `convert`; the path given) -> config fields the file's layout decides
+    layout_fields: Callable[[StateDict, Path], dict[str, object]] | None = None
 
 
 def default_dtype(
@@ -105,8 +108,11 @@ def load_model(
     kind = detect_kind(state.keys())
     if kind != spec.kind:
         raise CheckpointError(wrong_kind_message(file, kind, spec.kind))
+    from_layout = spec.layout_fields(state, file) if spec.layout_fields else {}
     state = spec.convert(state)
     config = _config(spec, state, read_metadata(file), file)
+    if from_layout:
+        config = dataclasses.replace(config, **from_layout)
     dtype = dtype or default_dtype(state)
     with torch.device("meta"):
         model = (model_class or spec.model_class)(config, device="meta", dtype=dtype)

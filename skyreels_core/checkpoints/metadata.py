@@ -26,8 +26,13 @@ def _plain(value):
 
 
 def config_metadata(config, key: str) -> dict[str, str]:
-    """{key: JSON of every field of the config dataclass} (enums as their values)."""
-    fields = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    """{key: JSON of every field of the config dataclass} (enums as their values).
+
+    Fields marked `metadata={"from_layout": True}` are left out: the loader sets them from the file's key layout
+    (e.g. the DiT's timestep-embedding precision), so they are never a claim of the file.
+    """
+    fields = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)
+              if not f.metadata.get("from_layout")}
     return {key: json.dumps(fields, sort_keys=True)}
 
 

@@ -3,7 +3,8 @@
 IMAGE tensors are [N, H, W, C] in 0..1 (alpha dropped). Two fits:
 - `fit_crop`: centre-crop to the target aspect, then resize (ComfyUI's "center" upscale; the SkyReels-V2 reference's
   resizecrop + resize) - start/end frames, clips to extend or edit;
-- `fit_pad`: fit inside the target with the aspect kept, centred, mid-grey padding (0 in [-1, 1]) - references.
+- `fit_pad`: fit inside the target with the aspect kept, centred, padded (mid-grey by default, white for
+  SkyReels-V3 references) - references.
 
 Filter: bicubic with antialiasing, for every model. It is the SkyReels-V2 reference's filter for I2V images; the
 antialias makes large downscales (a 4K photo to 544p) band-limited instead of aliased, and the output is clamped to
@@ -55,15 +56,16 @@ def fit_crop(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return _resize(frames, height, width) * 2.0 - 1.0
 
 
-def fit_pad(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """IMAGE [N, H, W, C] -> pixels [N, 3, height, width] in [-1, 1]: fitted inside, centred, grey (0) padding."""
+def fit_pad(image: torch.Tensor, height: int, width: int, fill: float = 0.0) -> torch.Tensor:
+    """IMAGE [N, H, W, C] -> pixels [N, 3, height, width] in [-1, 1]: fitted inside, centred, padded with `fill`
+    (in [-1, 1]: 0 mid-grey, the default; 1.0 white, as SkyReels-V3 R2V pads its references)."""
     image = image[..., :3].float()
     scale = min(height / image.shape[1], width / image.shape[2])
     h = min(height, max(1, round(image.shape[1] * scale)))
     w = min(width, max(1, round(image.shape[2] * scale)))
     frames = _resize(image.permute(0, 3, 1, 2), h, w) * 2.0 - 1.0
     top, left = (height - h) // 2, (width - w) // 2
-    return F.pad(frames, (left, width - w - left, top, height - h - top), value=0.0)
+    return F.pad(frames, (left, width - w - left, top, height - h - top), value=float(fill))
 
 
 def pixels_to_video(pixels: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checkpoints.convert import to_original_vae_keys
 from ..checkpoints.io import describe_keys, load_strict, read_state_dict
 from ..errors import CheckpointError, SkyReelsInputError
 from ..nn.attention import attention
@@ -105,8 +106,10 @@ VAE3DConfig.TINY = VAE3DConfig(dim=8)
 def vae_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The VAE keys of `sd` without a repackaging prefix (other models in a combined file are dropped).
 
-    Raises CheckpointError when `sd` is not a Wan2.1 VAE.
+    Raises CheckpointError when `sd` is not a Wan2.1 VAE. A diffusers `AutoencoderKLWan` (the `vae/` folder of
+    diffusers-layout repos such as SkyReels-V3 R2V) is renamed to the Wan keys first.
     """
+    sd = to_original_vae_keys(sd)
     if "encoder.conv1.weight" not in sd:  # repackaged: keep only the keys under the first VAE prefix found
         for prefix in _KEY_PREFIXES:
             if prefix + "encoder.conv1.weight" in sd:
@@ -120,8 +123,8 @@ def vae_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             raise CheckpointError("This is a Wan2.2 VAE (48 latent channels); SkyReels needs the Wan2.1 VAE.")
         return sd
     hint = ""
-    if "decoder.conv_in.weight" in sd or "quant_conv.weight" in sd:
-        hint = " It looks like a diffusers AutoencoderKLWan folder; use the single-file Wan2.1_VAE.pth instead."
+    if "decoder.conv_in.weight" in sd:
+        hint = " It looks like an incomplete diffusers AutoencoderKLWan (no quant_conv); download the vae/ folder again."
     raise CheckpointError(
         f"Not a Wan2.1 video VAE: missing {describe_keys(missing)}; found keys like {describe_keys(sd)}.{hint}"
     )
@@ -559,7 +562,8 @@ def _tile_count(grid: tuple[int, int], tile, overlap) -> int:
 
 
 def load_video_vae(path: str | os.PathLike, *, dtype: torch.dtype = torch.float32, device="cpu") -> WanVAE:
-    """Load Wan2.1_VAE.pth / wan_2.1_vae.safetensors (prefixed keys accepted): built on meta, loaded strictly."""
+    """Load Wan2.1_VAE.pth / wan_2.1_vae.safetensors (prefixed keys accepted) or a diffusers AutoencoderKLWan
+    folder / file (`vae/`): built on meta, loaded strictly."""
     sd = vae_state_dict(read_state_dict(path))
     config = VAE3DConfig.from_state_dict(sd)
     with torch.device("meta"):

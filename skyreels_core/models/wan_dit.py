@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError, SkyReelsInputError
 from ..nn.attention import ATTENTION_BACKENDS, attention
-from ..nn.embeddings import sinusoidal_embedding
+from ..nn.embeddings import diffusers_timestep_embedding, sinusoidal_embedding
 from ..nn.modulation import gated_residual, modulate, modulation_chunks
 from ..nn.norms import FP32LayerNorm, RMSNorm
 from ..nn.rope import grid_positions, rope_angles, rope_apply
@@ -71,6 +71,10 @@ class WanDiTConfig:
     cross_attn_norm: bool = True
     inject_sample_info: bool = False  # DF-1.3B fps embedding branch
     image_dim: int = 1280  # CLIP ViT-H/14 penultimate width (I2V)
+    # Timestep sinusoid: "float64" (Wan-native files: Wan2.1, SkyReels-V2, V3 V2V) or "float32" (files in the
+    # diffusers layout, e.g. SkyReels-V3 R2V, trained with diffusers' float32 `Timesteps`). Set by the loader from
+    # the key layout, never stored in a file's metadata.
+    time_embed_precision: str = dataclasses.field(default="float64", metadata={"from_layout": True})
 
     def __post_init__(self):
         if self.model_type not in ("t2v", "i2v"):
@@ -80,6 +84,8 @@ class WanDiTConfig:
                 f"dim {self.dim} is not divisible into {self.num_heads} heads of even width; "
                 f"Wan models use head_dim 128 (num_heads = dim // 128)."
             )
+        if self.time_embed_precision not in ("float64", "float32"):
+            raise CheckpointError(f"time_embed_precision must be 'float64' or 'float32'; got {self.time_embed_precision!r}.")
         object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
 
     @property
@@ -258,14 +264,23 @@ def time_mlps(freq_dim: int, dim: int, *, ops, device=None, dtype=None) -> tuple
 
 
 def embed_time(
-    time_embedding: nn.Sequential, time_projection: nn.Sequential, steps: torch.Tensor, dtype: torch.dtype
+    time_embedding: nn.Sequential,
+    time_projection: nn.Sequential,
+    steps: torch.Tensor,
+    dtype: torch.dtype,
+    precision: str = "float64",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """steps: [B, G] timesteps (0..1000). Returns float32 (e [B, G, D] for the head, e0 [B, 6, G, D] for the blocks).
 
-    The reference rounds the float64 sinusoid to the weight (compute) dtype, then runs the MLPs in float32.
+    precision "float64" (Wan): the float64 sinusoid is rounded to the weight (compute) dtype, then the MLPs run
+    in float32. "float32" (diffusers `_keep_in_fp32_modules`: the time embedder stays float32): diffusers' float32
+    sinusoid goes into the float32 MLPs unrounded.
     """
     b = steps.shape[0]
-    sinus = sinusoidal_embedding(steps.flatten(), time_embedding[0].in_features).to(dtype)
+    if precision == "float32":
+        sinus = diffusers_timestep_embedding(steps.flatten(), time_embedding[0].in_features)
+    else:
+        sinus = sinusoidal_embedding(steps.flatten(), time_embedding[0].in_features).to(dtype)
     e = sequential_fp32(time_embedding, sinus)  # [B*G, D]
     e0 = sequential_fp32(time_projection, e).view(b, -1, 6, e.shape[-1])  # [B, G, 6, D]
     return e.view(b, -1, e.shape[-1]), e0.transpose(1, 2)
@@ -509,6 +524,7 @@ class WanModel(nn.Module):
         clip_fea: torch.Tensor | None = None,
         y: torch.Tensor | None = None,
         fps=None,
+        time_positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the flow velocity.
 
@@ -519,6 +535,8 @@ class WanModel(nn.Module):
             clip_fea: I2V only, [B or 1, N_img (257), image_dim] CLIP penultimate tokens.
             y: I2V only, [B or 1, 20, F, H, W] condition (4 mask + 16 image latent), concatenated after x.
             fps: DF-1.3B only: int or [B] sequence of fps indices (0 = 16 fps, 1 = other); ignored otherwise.
+            time_positions: [F] temporal RoPE position of each latent frame (default 0..F-1). SkyReels-V3 shot
+                switching places its trailing condition frames at 1024, 1025, ... far from the generated ones.
         Returns:
             float32 [B, out_dim, F, H, W].
         """
@@ -530,7 +548,7 @@ class WanModel(nn.Module):
         e, e0 = self.embed_time(t, fps)
         inputs = WanBlockInputs(
             e0=e0,
-            angles=self.rope_angles(grid, tokens.device),
+            angles=self.rope_angles(grid, tokens.device, self._check_positions(time_positions, grid.frames)),
             context=self.embed_text(context, x.shape[0]),
             context_img=None if clip_fea is None else self.embed_image(clip_fea, x.shape[0]),
             attn_backend=self.attn_backend,
@@ -555,7 +573,8 @@ class WanModel(nn.Module):
         Returns float32 (e [B, G, D] for the head, e0 [B, 6, G, D] for the blocks); G = 1 for t [B].
         """
         b, dim = t.shape[0], self.config.dim
-        e, e0 = embed_time(self.time_embedding, self.time_projection, t.reshape(b, -1), self.compute_dtype)
+        e, e0 = embed_time(self.time_embedding, self.time_projection, t.reshape(b, -1), self.compute_dtype,
+                           self.config.time_embed_precision)
         if self.config.inject_sample_info:
             fps_emb = self.fps_embedding(fps).float()  # [B, D]
             e0 = e0 + sequential_fp32(self.fps_projection, fps_emb).view(b, 6, 1, dim)  # e0 only, not e
@@ -569,10 +588,26 @@ class WanModel(nn.Module):
         """[B or 1, N, image_dim] -> [B, N, D] (compute dtype)."""
         return self.img_emb(clip_fea.to(self.compute_dtype)).expand(batch, -1, -1)
 
-    def rope_angles(self, grid: TokenGrid, device) -> torch.Tensor:
-        """RoPE angles [L, head_dim/2] for the token grid (positions 0..F-1, 0..H-1, 0..W-1)."""
+    def rope_angles(self, grid: TokenGrid, device, time_positions: torch.Tensor | None = None) -> torch.Tensor:
+        """RoPE angles [L, head_dim/2] for the token grid (positions 0..F-1 or `time_positions` [F], 0..H-1,
+        0..W-1)."""
         positions = grid_positions(grid.frames, grid.height, grid.width, device=device)  # [L, 3]
+        if time_positions is not None:
+            per_token = time_positions.to(device, torch.float64).repeat_interleave(grid.tokens_per_frame)
+            positions = torch.cat([per_token[:, None], positions[:, 1:]], dim=1)
         return rope_angles(positions, self.config.head_dim)
+
+    @staticmethod
+    def _check_positions(time_positions, frames: int) -> torch.Tensor | None:
+        if time_positions is None:
+            return None
+        time_positions = torch.as_tensor(time_positions)
+        if time_positions.shape != (frames,):
+            raise SkyReelsInputError(
+                f"time_positions must give one temporal position per latent frame ([{frames}]); "
+                f"got shape {tuple(time_positions.shape)}."
+            )
+        return time_positions
 
     # validation (before any heavy compute)
 

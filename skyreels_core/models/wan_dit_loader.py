@@ -11,11 +11,13 @@ head_dim != 128, as in the test files), checked against the shapes before anythi
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import torch
 
-from ..checkpoints.convert import to_original_wan_keys
+from ..checkpoints.convert import detect_dit_layout, strip_dit_prefix, to_original_wan_keys
 from ..checkpoints.loader import ModelSpec, load_model
 from ..checkpoints.metadata import check_claims, read_config_metadata
 from .wan_dit import WanDiTConfig, WanModel, shape_fields
@@ -38,6 +40,20 @@ def wan_config(state: dict[str, torch.Tensor], metadata: dict[str, str]) -> WanD
     return WanDiTConfig.from_state_dict(state, **stored)
 
 
+def wan_layout_fields(state: dict[str, torch.Tensor], path: Path) -> dict[str, object]:
+    """A diffusers model as saved by diffusers (diffusers keys + a `config.json` with `_class_name` next to the
+    weights, e.g. SkyReels-V3 R2V `transformer/`) ran under diffusers' float32 timestep sinusoid, so it gets that.
+    Files only renamed to diffusers keys (single-file conversions of Wan models) keep Wan's float64 one."""
+    if detect_dit_layout(strip_dit_prefix(state)) != "diffusers":
+        return {}
+    config = (path if path.is_dir() else path.parent) / "config.json"
+    try:
+        saved_by_diffusers = "_class_name" in json.loads(config.read_text())
+    except (OSError, ValueError, TypeError):
+        saved_by_diffusers = False
+    return {"time_embed_precision": "float32"} if saved_by_diffusers else {}
+
+
 WAN_DIT_SPEC = ModelSpec(
     kind=DIT_KIND,
     description="SkyReels/Wan video diffusion model",
@@ -46,6 +62,7 @@ WAN_DIT_SPEC = ModelSpec(
     convert=to_original_wan_keys,
     fp8_keep=WAN_FP8_KEEP,
     allowed_extra=MARKER_KEYS,
+    layout_fields=wan_layout_fields,
 )
 
 

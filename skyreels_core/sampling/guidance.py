@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["AVGuidance", "CFG", "cfg_combine", "expand_sigma", "to_denoised"]
+__all__ = ["AVGuidance", "CFG", "DualCFG", "cfg_combine", "expand_sigma", "to_denoised"]
 
 
 def expand_sigma(sigma, x: torch.Tensor):
@@ -54,6 +54,29 @@ class CFG:
         if "uncond" not in preds:
             return preds["cond"]
         return cfg_combine(preds["cond"], preds["uncond"], self.scale)
+
+
+class DualCFG:
+    """Separate text and image guidance (SkyReels-V3 reference-to-video; InstructPix2Pix-style nesting):
+
+        v = v(-txt, -img) + image_scale (v(-txt, +img) - v(-txt, -img)) + text_scale (v(+txt, +img) - v(-txt, +img))
+
+    Branches: "cond" (prompt, references), "uncond_text" (negative prompt, references), "uncond" (negative
+    prompt, no references: the denoiser shows all-zero reference latents). As the reference, the two extra
+    calls run only when text_scale > 1 (image_scale alone never triggers them); otherwise "cond" is returned.
+    """
+
+    def __init__(self, text_scale: float = 1.0, image_scale: float = 1.0):
+        self.text_scale, self.image_scale = float(text_scale), float(image_scale)
+
+    def branches(self, has_negative: bool) -> tuple[str, ...]:
+        return ("cond", "uncond_text", "uncond") if has_negative and self.text_scale > 1.0 else ("cond",)
+
+    def combine(self, preds: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "uncond" not in preds:
+            return preds["cond"]
+        uncond, uncond_text = preds["uncond"], preds["uncond_text"]
+        return uncond + self.image_scale * (uncond_text - uncond) + self.text_scale * (preds["cond"] - uncond_text)
 
 
 class AVGuidance:

@@ -22,6 +22,7 @@ __all__ = [
     "SIGMA_MIN",
     "FlowSchedule",
     "denoise_start_index",
+    "diffusers_flow_grid",
     "flow_grid",
     "flow_sigmas",
     "shift_sigmas",
@@ -49,6 +50,23 @@ def flow_grid(steps: int, shift: float, sigma_max: float = SIGMA_MAX, sigma_min:
     if not (math.isfinite(shift) and shift > 0):
         raise SkyReelsInputError(f"shift must be a positive number (reference: 8.0 T2V, 5.0 I2V); got {shift}.")
     sigmas = shift_sigmas(np.linspace(sigma_max, sigma_min, steps + 1)[:-1], float(shift))
+    return torch.from_numpy(np.concatenate([sigmas, [0.0]]))
+
+
+def diffusers_flow_grid(steps: int, shift: float) -> torch.Tensor:
+    """Inference grid of diffusers `UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=shift)` (the
+    SkyReels-V3 R2V sampler) in float64 [steps + 1], trailing 0.
+
+    Not Wan's grid: diffusers starts from s = 1 - linspace(1, 1/1000, steps + 1) (ascending, exactly 0.999 at
+    the top), shifts it, flips it and drops the final 0 before appending its own final sigma 0. 8 steps at
+    shift 5 give the timesteps [999, 972, 937, 892, 833, 749, 624, 416].
+    """
+    if steps < 1:
+        raise SkyReelsInputError(f"steps must be at least 1, got {steps}.")
+    if not (math.isfinite(shift) and shift > 0):
+        raise SkyReelsInputError(f"shift must be a positive number (SkyReels-V3 R2V: 5.0); got {shift}.")
+    s = 1.0 - np.linspace(1.0, 1.0 / NUM_TRAIN_TIMESTEPS, steps + 1)
+    sigmas = np.flip(shift_sigmas(s, float(shift)))[:-1]
     return torch.from_numpy(np.concatenate([sigmas, [0.0]]))
 
 
