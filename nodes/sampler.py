@@ -6,8 +6,9 @@ import torch
 from comfy_api.latest import io
 
 from ..skyreels_core.errors import SkyReelsInputError
-from ..skyreels_core.pipelines.video import sample_video
+from ..skyreels_core.pipelines.video import check_guidance, sample_video
 from ..skyreels_core.sampling.loop import SOLVERS
+from ..skyreels_core.sampling.schedules import check_schedule
 from . import comfy_bridge as bridge
 from .types import ImageCondition, SkyReelsImageCond, SkyReelsModel, SkyReelsTextEmbeds
 
@@ -18,6 +19,13 @@ def solver_input(default: str, tooltip: str) -> io.Combo.Input:
     """The solver combo of every sampler node, listing the core registry. Its name stays "scheduler" because saved
     workflows and API prompts address inputs by name."""
     return io.Combo.Input("scheduler", options=list(SOLVERS), default=default, tooltip=tooltip)
+
+
+def check_sampler_values(steps: int, shift: float, scheduler: str, denoise: float = 1.0, **guidance: float) -> None:
+    """The sampler widgets a model call would choke on (NaN passes ComfyUI's range check), before the model loads."""
+    bridge.check_choice("scheduler", scheduler, list(SOLVERS))
+    check_schedule(steps, shift, denoise)
+    check_guidance(**guidance)
 
 
 def check_inputs(model_in_dim: int | None, samples: torch.Tensor, image_cond: ImageCondition | None) -> None:
@@ -86,6 +94,7 @@ class SkyReelsSampler(io.ComfyNode):
     def execute(cls, model, text_embeds, latent: dict, seed: int, steps: int, cfg: float, shift: float,
                 scheduler: str, denoise: float, image_cond: ImageCondition | None = None) -> io.NodeOutput:
         samples = latent["samples"]
+        check_sampler_values(steps, shift, scheduler, denoise, cfg=cfg)
         check_inputs(getattr(getattr(model.module, "config", None), "in_dim", None), samples, image_cond)
         device = bridge.load_for_use(model)
         progress = bridge.StepProgress(steps, cls.hidden.unique_id, device)

@@ -94,7 +94,8 @@ class SkyReelsV4AudioCodecLoader(io.ComfyNode):
     def execute(cls, vae_name: str, vocoder_name: str) -> io.NodeOutput:
         from ..skyreels_core.models.audio_codec import load_audio_codec
 
-        codec = load_audio_codec(bridge.model_path("vae", vae_name), bridge.model_path("vae", vocoder_name),
+        codec = load_audio_codec(bridge.model_path("vae", vae_name, "vae_name"),
+                                 bridge.model_path("vae", vocoder_name, "vocoder_name"),
                                  device="cpu", dtype=torch.float32)
         return io.NodeOutput(bridge.manage(codec, "vae", f"{vae_name} + {vocoder_name}"))
 

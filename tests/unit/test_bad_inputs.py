@@ -1,0 +1,325 @@
+"""Bad inputs (issue #9, shared/research/bad_input_findings.md): every value the widgets (or an API prompt) can send
+that the models cannot take gets a SkyReelsInputError naming the input and the fix, before any model or VAE call
+and before any large allocation; folder pickers never open a path outside ComfyUI's model folders.
+
+V2 / DF / bridge cases run on the fake ComfyUI runtime of test_nodes.py (its fixtures are reused, not copied).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+import torch.testing._comparison  # noqa: F401
+
+# as in test_nodes_df.py: modules that cannot be imported twice are imported before the fixtures snapshot sys.modules
+with contextlib.suppress(ImportError):
+    import torch.distributed.tensor  # noqa: F401
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import test_nodes as shared  # noqa: E402
+
+PACK, FakeProgressBar = shared.PACK, shared.FakeProgressBar
+env, tiny, tiny_dir, _fresh_logs = shared.env, shared.tiny, shared.tiny_dir, shared._fresh_logs  # fixtures
+
+NAN, INF = float("nan"), float("inf")
+BAD_NAMES = [None, 123, "../../../etc", "/etc", "missing.safetensors", ["a"]]
+
+
+def core(name):
+    return importlib.import_module(f"{PACK}.skyreels_core.{name}")
+
+
+def input_error(env):
+    return core("errors").SkyReelsInputError
+
+
+class Forbidden(torch.nn.Module):
+    """A model / VAE stand-in that fails the test when it is called: validation must come first."""
+
+    def __init__(self, in_dim=16):
+        super().__init__()
+        self.config = types.SimpleNamespace(in_dim=in_dim, inject_sample_info=False)
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, *a, **k):
+        pytest.fail("the model was called although the inputs are invalid")
+
+    def encode(self, *a, **k):
+        pytest.fail("the VAE was called although the inputs are invalid")
+
+
+def forbidden(env, role="dit"):
+    return env.pack.nodes.comfy_bridge.manage(Forbidden(), role, "forbidden.safetensors")
+
+
+def embeds(env):
+    return sys.modules[PACK + ".nodes.types"].TextEmbeds(positive=torch.zeros(1, 4, 8), negative=torch.zeros(1, 4, 8))
+
+
+def with_hidden(env, node_id, uid="5"):
+    cls = env.nodes[node_id]
+    return type(cls.__name__, (cls,), {"hidden": types.SimpleNamespace(unique_id=uid)})
+
+
+# ----------------------------------------------------------------------------------- combos and folder pickers
+
+
+@pytest.mark.parametrize("value", BAD_NAMES)
+@pytest.mark.parametrize(("node", "kwargs", "name"), [
+    ("SkyReelsModelLoader", dict(weight_dtype="default", attention="auto"), "model_name"),
+    ("SkyReelsVAELoader", {}, "vae_name"),
+    ("SkyReelsTextEncoderLoader", dict(tokenizer="auto"), "text_encoder_name"),
+    ("SkyReelsCLIPVisionLoader", {}, "clip_name"),
+    ("SkyReelsV4ModelLoader", dict(weight_dtype="default", attention="auto"), "model_name"),
+    ("SkyReelsV4TextEncoderLoader", dict(layers="-1"), "mllm_name"),
+])  # fmt: skip
+def test_file_and_folder_pickers_accept_only_listed_names(env, node, kwargs, name, value):
+    with pytest.raises(input_error(env), match=rf"^{name} = .* (is not one of its options|nothing to choose from)"):
+        env.nodes[node].execute(**{name: value}, **kwargs)
+
+
+def test_codec_loader_names_each_picker(env):
+    (env.models / "vae" / "a.safetensors").write_bytes(b"")
+    try:
+        with pytest.raises(input_error(env), match=r"^vae_name = None is not one of its options; choose one of: "
+                                                   r"a\.safetensors"):
+            env.nodes["SkyReelsV4AudioCodecLoader"].execute(vae_name=None, vocoder_name="a.safetensors")
+        with pytest.raises(input_error(env), match=r"^vocoder_name = '\.\./x'"):
+            env.nodes["SkyReelsV4AudioCodecLoader"].execute(vae_name="a.safetensors", vocoder_name="../x")
+    finally:
+        (env.models / "vae" / "a.safetensors").unlink()
+
+
+@pytest.mark.parametrize(("node", "value", "name"), [
+    ("SkyReelsModelLoader", "fp64", "weight_dtype"), ("SkyReelsModelLoader", None, "weight_dtype"),
+    ("SkyReelsV4ModelLoader", "fp8_e4m3fn", "weight_dtype"),  # the AV loader has no fp8 path
+])  # fmt: skip
+def test_unknown_weight_dtype_lists_the_choices(env, node, value, name):
+    (env.models / "diffusion_models" / "m.safetensors").write_bytes(b"")
+    try:
+        with pytest.raises(input_error(env), match=rf"^{name} = .* choose one of: default, bf16, fp16, fp32"):
+            env.nodes[node].execute(model_name="m.safetensors", weight_dtype=value, attention="auto")
+        with pytest.raises(input_error(env), match=r"^attention = 'xformers' .* choose one of: auto, sdpa, flash_attn"):
+            env.nodes[node].execute(model_name="m.safetensors", weight_dtype="default", attention="xformers")
+    finally:
+        (env.models / "diffusion_models" / "m.safetensors").unlink()
+
+
+@pytest.fixture
+def outside(env, tmp_path):
+    """A Hugging Face-looking folder outside models/, a symlink to it inside models/text_encoders, and a real one."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    for marker in ("config.json", "tokenizer.json", "spiece.model"):
+        (secret / marker).write_text("{}")
+    folder = env.models / "text_encoders"
+    (folder / "escape").symlink_to(tmp_path)  # a link to a folder whose SUB-folder looks like a model
+    yield secret
+    (folder / "escape").unlink()
+
+
+@pytest.mark.parametrize("name", ["../../secret", "escape/secret", "escape/../escape/secret", "/etc", "..", ".",
+                                  "escape\\secret", ""])
+def test_folder_paths_never_leave_the_model_folder(env, outside, name):
+    bridge = env.pack.nodes.comfy_bridge
+    for call in (lambda: bridge.model_dir_path("text_encoders", name),
+                 lambda: bridge.tokenizer_path(name),
+                 lambda: bridge.model_dir_path("text_encoders", str(outside))):
+        with pytest.raises(input_error(env)):
+            call()
+    assert "escape" not in bridge.list_model_dirs("text_encoders")  # the link itself holds no config.json
+
+
+def test_listed_folders_resolve_inside_the_model_folder(env, tmp_path):
+    bridge = env.pack.nodes.comfy_bridge
+    good = env.models / "text_encoders" / "tok"
+    good.mkdir()
+    (good / "spiece.model").write_text("x")
+    (good / "config.json").write_text("{}")
+    try:
+        assert bridge.tokenizer_path("tok") == str(good)
+        assert bridge.model_dir_path("text_encoders", "tok") == str(good)
+    finally:
+        for f in good.iterdir():
+            f.unlink()
+        good.rmdir()
+
+
+def test_echoed_values_are_cut(env):
+    huge = "x" * 2_000_000
+    with pytest.raises(input_error(env)) as info:
+        env.pack.nodes.comfy_bridge.check_choice("vae_name", huge, ["a"])
+    assert len(str(info.value)) < 300 and "2000002 characters" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------- non-finite floats
+
+
+V2 = dict(seed=1, steps=2, cfg=5.0, shift=8.0, scheduler="unipc", denoise=1.0)
+
+
+@pytest.mark.parametrize("value", [NAN, INF, -INF])
+@pytest.mark.parametrize("name", ["cfg", "shift", "denoise"])
+def test_v2_sampler_refuses_non_finite_floats_before_loading(env, name, value):
+    latent = {"samples": torch.zeros(1, 16, 2, 4, 4)}
+    with pytest.raises(input_error(env), match=rf"^{name} must be"):
+        with_hidden(env, "SkyReelsSampler").execute(model=forbidden(env), text_embeds=embeds(env), latent=latent,
+                                                    **dict(V2, **{name: value}))
+    assert env.loaded == []
+
+
+@pytest.mark.parametrize(("name", "value", "match"), [
+    ("shift", 0.0, "shift must be a finite number > 0"), ("scheduler", None, "scheduler = None is not one of"),
+    ("scheduler", "ddim", "choose one of: unipc, euler"), ("steps", 0, "steps must be a whole number >= 1"),
+])  # fmt: skip
+def test_v2_sampler_refuses_other_bad_values(env, name, value, match):
+    latent = {"samples": torch.zeros(1, 16, 2, 4, 4)}
+    with pytest.raises(input_error(env), match=match):
+        with_hidden(env, "SkyReelsSampler").execute(model=forbidden(env), text_embeds=embeds(env), latent=latent,
+                                                    **dict(V2, **{name: value}))
+    assert env.loaded == []
+
+
+DF = dict(width=32, height=32, num_frames=17, seed=3, steps=2, cfg=5.0, shift=5.0, scheduler="unipc",
+          base_num_frames=9, overlap_history=5, ar_step=0, causal_block_size=1, addnoise_condition=20, fps=24,
+          color_match=0.0)
+
+
+@pytest.mark.parametrize(("name", "value", "match"), [
+    ("cfg", NAN, "^cfg must be a finite number"), ("cfg", INF, "^cfg must be a finite number"),
+    ("shift", NAN, "^shift must be a finite number > 0"), ("shift", 0.0, "^shift must be a finite number > 0"),
+    ("shift", INF, "^shift must be"), ("color_match", NAN, "^color_match must be in"),
+    ("scheduler", 7, "^scheduler = 7 is not one of its options"),
+])  # fmt: skip
+def test_df_sampler_refuses_bad_floats_before_any_vae_or_model_call(env, name, value, match):
+    with pytest.raises(input_error(env), match=match):
+        with_hidden(env, "SkyReelsDFSampler").execute(model=forbidden(env), text_embeds=embeds(env),
+                                                      vae=forbidden(env, "vae"), **dict(DF, **{name: value}))
+    assert env.loaded == [] and FakeProgressBar.instances == []
+
+
+# ------------------------------------------------------------------------------------------- memory estimate
+
+
+@pytest.fixture
+def limit_64gib(monkeypatch):
+    monkeypatch.setenv("SKYREELS_MAX_MEMORY_GB", "64")
+
+
+def test_memory_estimate_is_the_decoded_float32_frames(env):
+    shapes = core("shapes")
+    assert shapes.video_memory_bytes(1, 81, 480, 832) == 81 * 480 * 832 * 12  # 388 MB of IMAGE frames
+    assert shapes.video_memory_bytes(1, 1025, 4096, 4096) == 1025 * 4096 * 4096 * 12  # 206 GB (the finding)
+
+
+def test_empty_video_latent_too_large_is_refused_with_the_estimate(env, limit_64gib):
+    with pytest.raises(input_error(env), match=r"4096x4096, 1025 frames, batch 1\) needs about 192\.2 GiB .* more "
+                                               r"than the 64\.0 GiB limit .*SKYREELS_MAX_MEMORY_GB.*at most 341 fit"):
+        env.nodes["SkyReelsEmptyVideoLatent"].execute(width=4096, height=4096, frames=1025, batch=1)
+    with pytest.raises(input_error(env), match="batch 64"):
+        env.nodes["SkyReelsEmptyVideoLatent"].execute(width=1280, height=720, frames=121, batch=64)
+    out = env.nodes["SkyReelsEmptyVideoLatent"].execute(width=1280, height=720, frames=121, batch=1)[0]
+    assert out["samples"].shape == (1, 16, 31, 90, 160)  # 720P 5 s is fine
+
+
+def test_image_to_video_too_large_is_refused_before_the_vae(env, limit_64gib):
+    with pytest.raises(input_error(env), match="needs about 192.2 GiB"):
+        env.nodes["SkyReelsImageToVideo"].execute(vae=forbidden(env, "vae"), start_image=torch.zeros(1, 8, 8, 3),
+                                                  width=4096, height=4096, frames=1025)
+    assert env.loaded == []
+
+
+def test_df_num_frames_too_large_is_refused_before_the_vae(env, limit_64gib):
+    with pytest.raises(input_error(env), match=r"The DF video \(960x544, 100001 frames, batch 1\) needs about 583\.7"):
+        with_hidden(env, "SkyReelsDFSampler").execute(
+            model=forbidden(env), text_embeds=embeds(env), vae=forbidden(env, "vae"),
+            **dict(DF, width=960, height=544, num_frames=100_001, base_num_frames=97, overlap_history=17))
+    assert env.loaded == [] and FakeProgressBar.instances == []
+
+
+def test_memory_limit_env_must_be_a_number(env, monkeypatch):
+    monkeypatch.setenv("SKYREELS_MAX_MEMORY_GB", "lots")
+    with pytest.raises(input_error(env), match="SKYREELS_MAX_MEMORY_GB='lots' must be a positive number"):
+        core("shapes").memory_limit_bytes()
+    monkeypatch.delenv("SKYREELS_MAX_MEMORY_GB")
+    assert core("shapes").memory_limit_bytes() > 2**30  # the machine's RAM
+
+
+# ------------------------------------------------------------------------------------------------ many steps
+
+
+class Velocity(torch.nn.Module):
+    """A cheap flow 'model': v = x (any step count, any shift)."""
+
+    def forward(self, x, sigma):
+        return x * 0.5
+
+
+@pytest.mark.parametrize("solver", ["unipc", "euler"])
+@pytest.mark.parametrize("shift", [0.01, 1.0, 3.0, 5.0, 8.0, 100.0])
+def test_every_step_count_up_to_1000_samples_at_every_shift(env, shift, solver):
+    """The finding: V2/DF at shift 8 failed from 144 steps (timesteps looked up by value). Solvers now step by
+    index: the whole schedule runs for 144..1000 steps (V2 and V4 use FlowSchedule, DF the DF matrix)."""
+    loop, schedules, dfs = core("sampling.loop"), core("sampling.schedules"), core("sampling.diffusion_forcing")
+    for steps in (144, 145, 251, 501, 1000):
+        x = torch.ones(1, 2, 3, 1, 1)
+        calls = []
+        out = loop.sample(Velocity(), x, schedules.FlowSchedule.for_steps(steps, shift), solver,
+                          lambda i, n, x0, calls=calls: calls.append(i))
+        assert calls[-1] == steps and torch.isfinite(out).all()
+        grid = schedules.flow_grid(steps, shift)
+        template = (grid[:-1] * schedules.NUM_TRAIN_TIMESTEPS).to(torch.int64)
+        matrix = dfs.generate_timestep_matrix(3, template, 3, ar_step=0)
+        out = loop.sample(Velocity(), x, dfs.DFSchedule(matrix, grid), solver)
+        assert len(matrix.step_matrix) == steps and torch.isfinite(out).all()
+
+
+# ------------------------------------------------------------------------------ DF timestep matrix, vectorised
+
+
+def _reference_block_rows(n_blocks, steps, ar_step, ready_blocks):
+    """The row-by-row loop of the SkyReels-V2 reference (and of this pack before the closed form)."""
+    done = steps + 1
+    pre = torch.zeros(n_blocks, dtype=torch.long)
+    pre[:ready_blocks] = done
+    index_rows, mask_rows = [], []
+    while not bool(torch.all(pre >= steps)):
+        new = torch.zeros(n_blocks, dtype=torch.long)
+        for i in range(n_blocks):
+            new[i] = pre[i] + 1 if i == 0 or pre[i - 1] >= steps else new[i - 1] - ar_step
+        new = new.clamp(0, done)
+        mask_rows.append((new != pre) & (new != done))
+        index_rows.append(new)
+        pre = new
+    return torch.stack(index_rows), torch.stack(mask_rows)
+
+
+@pytest.mark.parametrize("ready", [0, 1, 3])
+@pytest.mark.parametrize("ar_step", [0, 1, 2, 5, 7, 12, 30])
+@pytest.mark.parametrize(("n_blocks", "steps"), [(1, 4), (4, 5), (7, 7), (9, 3)])
+def test_closed_form_timestep_rows_equal_the_reference_loop(env, n_blocks, steps, ar_step, ready):
+    if ready >= n_blocks:
+        pytest.skip("nothing to generate")
+    dfs = core("sampling.diffusion_forcing")
+    index, mask = dfs._block_rows(n_blocks, steps, ar_step, ready)
+    ref_index, ref_mask = _reference_block_rows(n_blocks, steps, ar_step, ready)
+    assert torch.equal(index, ref_index) and torch.equal(mask, ref_mask)
+    assert len(index) == dfs.num_matrix_rows(n_blocks, steps, ar_step, ready)
+
+
+def test_huge_df_timestep_matrix_builds_fast(env):
+    """Finding: steps 1000, ar_step 1000, base 1025 took > 90 s in a Python loop (257,000 rows): now seconds."""
+    import time
+
+    dfs, schedules = core("sampling.diffusion_forcing"), core("sampling.schedules")
+    template = (schedules.flow_grid(1000, 8.0)[:-1] * 1000).to(torch.int64)
+    start = time.perf_counter()
+    m = dfs.generate_timestep_matrix(65, template, 65, ar_step=1000)  # 65,000 rows (a quarter of the finding)
+    assert len(m.step_matrix) == 65_000 and len(m.valid_interval) == 65_000
+    assert time.perf_counter() - start < 10  # was ~30 s
