@@ -40,7 +40,7 @@ def list_models(folder: str) -> list[str]:
     return folder_paths.get_filename_list(folder)
 
 
-def _shown(value: object, limit: int = 80) -> str:
+def shown(value: object, limit: int = 80) -> str:
     """repr of a user value, cut to `limit` characters (an API prompt can send megabytes)."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
@@ -55,10 +55,10 @@ def check_choice(input_name: str, value: object, options: list[str], where: str 
     if isinstance(value, str) and value in options:
         return value
     if not options:
-        raise SkyReelsInputError(f"{input_name} = {_shown(value)}: nothing to choose from. {where}".strip())
+        raise SkyReelsInputError(f"{input_name} = {shown(value)}: nothing to choose from. {where}".strip())
     listing = ", ".join(options[:20]) + (f" (+{len(options) - 20} more)" if len(options) > 20 else "")
     raise SkyReelsInputError(
-        f"{input_name} = {_shown(value)} is not one of its options; choose one of: {listing}. {where}".strip()
+        f"{input_name} = {shown(value)} is not one of its options; choose one of: {listing}. {where}".strip()
     )
 
 
@@ -117,7 +117,7 @@ def tokenizer_path(name: str, input_name: str = "tokenizer") -> str:
     check_choice(input_name, name, list_tokenizer_dirs(), _folder_hint("text_encoders"))
     path = _child_dir("text_encoders", name)
     if path is None:
-        raise SkyReelsInputError(f"{input_name} = {_shown(name)} is not a folder under models/text_encoders.")
+        raise SkyReelsInputError(f"{input_name} = {shown(name)} is not a folder under models/text_encoders.")
     return path
 
 
@@ -139,7 +139,7 @@ def model_dir_path(folder: str, name: str, input_name: str = "mllm_name") -> str
     check_choice(input_name, name, list_model_dirs(folder), _folder_hint(folder))
     path = _child_dir(folder, name)
     if path is None:
-        raise SkyReelsInputError(f"{input_name} = {_shown(name)} is not a folder under models/{folder}.")
+        raise SkyReelsInputError(f"{input_name} = {shown(name)} is not a folder under models/{folder}.")
     return path
 
 

@@ -86,7 +86,7 @@ def parse_layers(text: str) -> tuple[int, ...]:
         layers = ()
     if not layers:
         raise SkyReelsInputError(f"layers must be comma-separated hidden-state indices such as '-1' or '-1,-8'; got "
-                                 f"{text!r}.")
+                                 f"{bridge.shown(text)}.")
     return layers
 
 
@@ -455,8 +455,8 @@ class SkyReelsV4Decode(io.ComfyNode):
         shape, fps, _ = av_geometry(latent)
         z, length = audio_latent_of(latent)
         length = length or num_samples_for(shape.pixel_frames / fps)
+        waveform = decode_audio(audio_codec, z, length)  # [B, 1, S]; first: it refuses an overlong audio
         images = decode_video(vae, latent["samples"], tile_size, tile_overlap)
-        waveform = decode_audio(audio_codec, z, length)  # [B, 1, S]
         waveform = waveform.permute(1, 0, 2).reshape(1, 1, -1)  # batch after batch, like the frames
         return io.NodeOutput(images, audio_value(waveform), fps)
 

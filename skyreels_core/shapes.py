@@ -30,7 +30,9 @@ __all__ = [
     "AUDIO_LATENT_CHANNELS",
     "AUDIO_LATENT_RATE",
     "AudioLatentShape",
+    "MAX_AUDIO_SECONDS",
     "audio_num_samples",
+    "check_audio_seconds",
     "audio_latent_frames",
     "audio_decoded_samples",
 ]
@@ -175,10 +177,26 @@ class VideoLatentShape:
 # audio
 
 
+# The audio codec encodes / decodes a clip in one piece (no Cancel point inside): 600 s took minutes and 4.6 GB.
+# SkyReels-V4 clips are seconds long (a reference voice, a 5-15 s video), so two minutes is a generous cap.
+MAX_AUDIO_SECONDS = 120.0
+
+
+def check_audio_seconds(seconds: float, what: str = "The audio") -> None:
+    """SkyReelsInputError for a duration the codec should not run in one piece (over MAX_AUDIO_SECONDS)."""
+    if seconds > MAX_AUDIO_SECONDS:
+        raise SkyReelsInputError(
+            f"{what} lasts {seconds:.1f} s, longer than the {MAX_AUDIO_SECONDS:.0f} s the audio codec handles in one "
+            f"piece (minutes of work and GBs of memory that Cancel cannot stop). Use a shorter clip (e.g. Trim Audio), "
+            f"or for a V4 video fewer frames or a higher fps (the audio lasts frames / fps seconds)."
+        )
+
+
 def audio_num_samples(seconds: float) -> int:
-    """Samples at 44.1 kHz for a duration: round(seconds * 44100)."""
+    """Samples at 44.1 kHz for a duration: round(seconds * 44100); at most MAX_AUDIO_SECONDS."""
     if not math.isfinite(seconds) or seconds <= 0:
         raise SkyReelsInputError(f"Audio duration must be a positive number of seconds; got {seconds}.")
+    check_audio_seconds(seconds)
     return int(round(seconds * AUDIO_SAMPLE_RATE))
 
 
