@@ -323,3 +323,122 @@ def test_huge_df_timestep_matrix_builds_fast(env):
     m = dfs.generate_timestep_matrix(65, template, 65, ar_step=1000)  # 65,000 rows (a quarter of the finding)
     assert len(m.step_matrix) == 65_000 and len(m.valid_interval) == 65_000
     assert time.perf_counter() - start < 10  # was ~30 s
+
+
+# ----------------------------------------------------------------------- files of the wrong kind, legacy .pth
+
+
+def _pick(env, folder, name, target):
+    link = env.models / folder / name
+    link.symlink_to(target)
+    return link
+
+
+@pytest.mark.parametrize(("node", "folder", "name", "source", "match"), [
+    ("SkyReelsTextEncoderLoader", "text_encoders", "text_encoder_name", "diffusion_models/skyreels_v2_t2v_tiny",
+     r"looks like a video diffusion model .*not a text encoder \(umT5-XXL\); load it with SkyReels Model Loader\."),
+    ("SkyReelsTextEncoderLoader", "text_encoders", "text_encoder_name", "vae/wan_2.1_vae_tiny",
+     r"looks like a video VAE .*load it with SkyReels VAE Loader\."),
+    ("SkyReelsVAELoader", "vae", "vae_name", "diffusion_models/skyreels_v2_t2v_tiny",
+     r"looks like a video diffusion model .*not a video VAE \(Wan2.1 VAE\); load it with SkyReels Model Loader\."),
+    ("SkyReelsVAELoader", "vae", "vae_name", "text_encoders/umt5_xxl_tiny",
+     r"looks like a text encoder \(umT5-XXL\).*SkyReels Text Encoder Loader \(umT5\)\."),
+    ("SkyReelsCLIPVisionLoader", "clip_vision", "clip_name", "vae/wan_2.1_vae_tiny",
+     r"looks like a video VAE .*not an image encoder .*load it with SkyReels VAE Loader"),
+])  # fmt: skip
+def test_wrong_file_kind_names_what_the_file_is_and_its_loader(tiny, node, folder, name, source, match):
+    link = _pick(tiny, folder, "picked.safetensors", tiny.models / f"{source}.safetensors")
+    try:
+        kwargs = {"tokenizer": "auto"} if node == "SkyReelsTextEncoderLoader" else {}
+        with pytest.raises(ValueError, match=rf"^picked\.safetensors: this file {match}"):
+            tiny.nodes[node].execute(**{name: "picked.safetensors"}, **kwargs)
+    finally:
+        link.unlink()
+
+
+GOLDEN = shared.REPO / "tests" / "golden" / "fixtures"
+
+
+@pytest.mark.parametrize(("case", "match"), [
+    ("P6_mmaudio_vae_44k", r"audio VAE \(MMAudio 44\.1 kHz VAE\).*SkyReels V4 Audio Codec Loader \(as vae_name\)\."),
+    ("P7_bigvgan_v2_44k_tiny", r"audio vocoder \(BigVGAN-v2\).*SkyReels V4 Audio Codec Loader \(as vocoder_name\)\."),
+])  # fmt: skip
+def test_audio_codec_files_in_the_video_vae_loader_point_to_the_codec_loader(env, case, match):
+    link = _pick(env, "vae", "audio.safetensors", GOLDEN / case / "weights.safetensors")
+    try:
+        with pytest.raises(ValueError, match=rf"^audio\.safetensors: this file looks like an {match}"):
+            env.nodes["SkyReelsVAELoader"].execute(vae_name="audio.safetensors")
+    finally:
+        link.unlink()
+
+
+def test_unrecognised_file_in_the_vae_loader_is_named(tiny, tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"encoder.conv_in.weight": torch.zeros(2), "quant_conv.weight": torch.zeros(2),
+               "decoder.conv_in.weight": torch.zeros(2)}, str(tiny.models / "vae" / "odd.safetensors"))
+    try:
+        with pytest.raises(ValueError, match=r"^odd\.safetensors: not a Wan2\.1 video VAE .*diffusers AutoencoderKLWan"):
+            tiny.nodes["SkyReelsVAELoader"].execute(vae_name="odd.safetensors")
+    finally:
+        (tiny.models / "vae" / "odd.safetensors").unlink()
+
+
+def test_legacy_non_zip_pth_is_read_without_mmap_and_still_safely(env, tmp_path):
+    io = core("checkpoints.io")
+    torch.save({"state_dict": {"w": torch.arange(3.0)}}, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    assert torch.equal(io.read_state_dict(tmp_path / "old.pth")["w"], torch.arange(3.0))
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pickled code ran",))
+
+    torch.save({"w": Payload()}, tmp_path / "evil.pth", _use_new_zipfile_serialization=False)
+    with pytest.raises(core("errors").CheckpointError, match=r"^Cannot read evil\.pth .*refused for safety"):
+        io.read_state_dict(tmp_path / "evil.pth")
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "old.pth").read_bytes()[:40])
+    with pytest.raises(core("errors").CheckpointError, match=r"^Cannot read cut\.pth .*truncated"):
+        io.read_state_dict(tmp_path / "cut.pth")
+
+
+def test_crafted_dit_metadata_is_refused_fast_naming_the_field(tiny, tmp_path):
+    """Finding: num_heads "0" -> ZeroDivisionError; num_layers "20000" built for 64 s before failing."""
+    import json
+    import time
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    loader = core("models.wan_dit_loader")
+    src = tiny.models / "diffusion_models" / "skyreels_v2_t2v_tiny.safetensors"
+    stored = json.loads(safe_open(str(src), "pt").metadata()[loader.WAN_CONFIG_KEY])
+    state = load_file(str(src))
+    for field, value, match in (("num_heads", 0, "num_heads = 0"), ("num_layers", 20000, "num_layers = 20000"),
+                                ("num_heads", "0", "num_heads = '0'")):
+        path = tmp_path / f"{field}.safetensors"
+        save_file(state, str(path), metadata={loader.WAN_CONFIG_KEY: json.dumps(stored | {field: value})})
+        start = time.perf_counter()
+        with pytest.raises(core("errors").CheckpointError, match=rf"^{field}\.safetensors: Config field {match}"):
+            loader.load_dit(path)
+        assert time.perf_counter() - start < 10
+
+
+# ------------------------------------------------------------------------------ real tiny runs, many steps
+
+
+def test_df_model_in_the_v2_sampler_points_to_the_df_sampler(env):
+    df = Forbidden()
+    df.config.inject_sample_info = True
+    model = env.pack.nodes.comfy_bridge.manage(df, "dit", "df.safetensors")
+    with pytest.raises(input_error(env), match=r"DF \(diffusion forcing\) model .*SkyReels DF Sampler \(long video\)"):
+        with_hidden(env, "SkyReelsSampler").execute(model=model, text_embeds=embeds(env),
+                                                    latent={"samples": torch.zeros(1, 16, 2, 4, 4)}, **V2)
+    assert env.loaded == []
+
+
+def test_v2_sampler_runs_past_the_old_step_limit(tiny):
+    """Finding: V2 at shift 8 crashed from 144 steps (IndexError); here 145 steps of the real tiny DiT."""
+    inputs = shared._t2v_inputs(tiny, steps=145, cfg=1.0)
+    out = with_hidden(tiny, "SkyReelsSampler").execute(**inputs)[0]
+    assert torch.isfinite(out["samples"]).all()
+    assert FakeProgressBar.instances[-1].updates[-1][:2] == (145, 145)
