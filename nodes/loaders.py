@@ -140,6 +140,7 @@ class SkyReelsTextEncoderLoader(io.ComfyNode):
 
         load_device, _ = bridge.devices("text_encoder")
         path = bridge.model_path("text_encoders", text_encoder_name, "text_encoder_name")
+        bridge.check_choice("tokenizer", tokenizer, [TOKENIZER_AUTO] + bridge.list_tokenizer_dirs())
         tok = None if tokenizer == TOKENIZER_AUTO else bridge.tokenizer_path(tokenizer)
         encoder = load_text_encoder(path, tokenizer_path=tok,
                                     dtype=bridge.compute_dtype(load_device), device="cpu")

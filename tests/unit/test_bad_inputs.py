@@ -442,3 +442,20 @@ def test_v2_sampler_runs_past_the_old_step_limit(tiny):
     out = with_hidden(tiny, "SkyReelsSampler").execute(**inputs)[0]
     assert torch.isfinite(out["samples"]).all()
     assert FakeProgressBar.instances[-1].updates[-1][:2] == (145, 145)
+
+
+def test_tokenizer_choice_lists_auto(env):
+    (env.models / "text_encoders" / "enc.safetensors").write_bytes(b"")
+    try:
+        for value in (None, "/etc", "../../secret"):
+            with pytest.raises(input_error(env), match=r"^tokenizer = .* is not one of its options; choose one of: auto"):
+                env.nodes["SkyReelsTextEncoderLoader"].execute(text_encoder_name="enc.safetensors", tokenizer=value)
+    finally:
+        (env.models / "text_encoders" / "enc.safetensors").unlink()
+
+
+def test_decode_of_a_huge_latent_is_refused_before_the_vae(env, limit_64gib):
+    latent = {"samples": torch.zeros(1, 16, 257, 1, 1).expand(64, 16, 257, 512, 512)}  # no memory: a view
+    with pytest.raises(input_error(env), match=r"^The decoded video \(4096x4096, 1025 frames, batch 64\) needs about"):
+        env.nodes["SkyReelsVAEDecode"].execute(vae=forbidden(env, "vae"), latent=latent, tile_size=0, tile_overlap=64)
+    assert env.loaded == []
