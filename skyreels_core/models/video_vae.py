@@ -125,7 +125,7 @@ def vae_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if "quant_conv.weight" in sd and "decoder.conv_in.weight" in sd:
         hint = " It looks like a diffusers AutoencoderKLWan file; use the single-file Wan2.1_VAE.pth instead."
     raise CheckpointError(
-        f"not a Wan2.1 video VAE (Wan2.1_VAE.pth or wan_2.1_vae.safetensors): missing {describe_keys(missing)}; "
+        f"Not a Wan2.1 video VAE (Wan2.1_VAE.pth or wan_2.1_vae.safetensors): missing {describe_keys(missing)}; "
         f"found keys like {describe_keys(sd)}.{hint}"
     )
 

@@ -378,7 +378,7 @@ def test_unrecognised_file_in_the_vae_loader_is_named(tiny, tmp_path):
     save_file({"encoder.conv_in.weight": torch.zeros(2), "quant_conv.weight": torch.zeros(2),
                "decoder.conv_in.weight": torch.zeros(2)}, str(tiny.models / "vae" / "odd.safetensors"))
     try:
-        with pytest.raises(ValueError, match=r"^odd\.safetensors: not a Wan2\.1 video VAE .*diffusers AutoencoderKLWan"):
+        with pytest.raises(ValueError, match=r"^odd\.safetensors: Not a Wan2\.1 video VAE .*diffusers AutoencoderKLWan"):
             tiny.nodes["SkyReelsVAELoader"].execute(vae_name="odd.safetensors")
     finally:
         (tiny.models / "vae" / "odd.safetensors").unlink()
