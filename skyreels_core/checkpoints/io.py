@@ -66,15 +66,14 @@ def _torch_load(file: Path, device: str):
 
 
 def _unreadable(file: Path, exc: Exception) -> CheckpointError:
-    text = str(exc)
-    text = text if len(text) <= 300 else text[:300] + "..."
-    if "weights_only" in text or "Unsupported global" in text:
-        why = "it holds pickled Python objects besides tensors, which are refused for safety (no code is run)"
+    text = re.sub(r"\x1b\[[0-9;]*m|\s+", " ", str(exc)).strip()
+    if "weights_only" in text or "Weights only" in text or "Unsupported global" in text:
+        why = "it holds pickled Python objects besides tensors, which are refused for safety (no code was run)"
     else:
-        why = "it is truncated or not a PyTorch checkpoint"
+        why = f"it is truncated or not a PyTorch checkpoint ({type(exc).__name__}: {text[:200]})"
     return CheckpointError(
-        f"Cannot read {file.name} with torch.load(weights_only=True): {why}. Details: {text} "
-        f"Download it again, or use a .safetensors version of this model."
+        f"Cannot read {file.name} with torch.load(weights_only=True): {why}. Download it again, or use a "
+        f".safetensors version of this model."
     )
 
 

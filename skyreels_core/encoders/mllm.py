@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -106,6 +107,14 @@ def _check_layers(layers, num_layers: int) -> tuple[int, ...]:
     return layers
 
 
+def _brief(exc: Exception) -> str:
+    """One line about a library error: its type and the start of its message (pickle refusals in our words)."""
+    text = re.sub(r"\x1b\[[0-9;]*m|\s+", " ", str(exc)).strip()
+    if "Weights only load failed" in text or type(exc).__name__ == "UnpicklingError":
+        return "UnpicklingError: a weights file holds pickled Python objects besides tensors; refused for safety, no code ran"
+    return f"{type(exc).__name__}: {text[:300]}{'...' if len(text) > 300 else ''}"
+
+
 def _check_tokenizer(processor, folder: Path) -> None:
     """The processor must carry a working text tokenizer (a folder without one loads, then encodes nothing)."""
     tokenizer = getattr(processor, "tokenizer", None)
@@ -149,9 +158,8 @@ def load_mllm(
     except SkyReelsError:
         raise
     except Exception as exc:  # transformers / safetensors / torch raise many types for a damaged folder
-        text = str(exc) if len(str(exc)) <= 300 else str(exc)[:300] + "..."
         raise CheckpointError(
-            f"Could not load the MLLM folder {folder.name} ({type(exc).__name__}: {text}). The folder needs "
+            f"Could not load the MLLM folder {folder.name} ({_brief(exc)}). The folder needs "
             f"config.json, complete *.safetensors weights (pickled .bin files with code are refused), the tokenizer "
             f"files and the processor / preprocessor config of the model; download it again if a file is damaged."
         ) from exc

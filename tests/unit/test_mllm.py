@@ -298,3 +298,18 @@ def test_damaged_mllm_folders_raise_checkpoint_errors(tiny_dir, tmp_path):
         (broken / name).write_bytes(data)
         with pytest.raises(CheckpointError, match=rf"Could not load the MLLM folder broken{len(data)} \("):
             load_mllm(broken)
+
+
+def test_pickled_bin_with_code_in_an_mllm_folder_is_refused_clearly(tiny_dir, tmp_path):
+    import shutil
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pickled code ran",))
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_dir, folder)
+    (folder / "model.safetensors").unlink()
+    torch.save({"w": Payload()}, folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=r"Could not load the MLLM folder pickled \(.*pickled \.bin files"):
+        load_mllm(folder)
