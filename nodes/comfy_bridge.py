@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from ..skyreels_core.errors import SkyReelsInputError
 from .types import ManagedModel
 
 log = logging.getLogger("SkyReels")
@@ -39,11 +40,59 @@ def list_models(folder: str) -> list[str]:
     return folder_paths.get_filename_list(folder)
 
 
-def model_path(folder: str, name: str) -> str:
-    """Full path of `name` in a model folder; raises with the folder name when it is missing."""
+def shown(value: object, limit: int = 80) -> str:
+    """repr of a user value, cut to `limit` characters (an API prompt can send megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def check_choice(input_name: str, value: object, options: list[str], where: str = "") -> str:
+    """`value` if it is one of `options` (a combo's list), else SkyReelsInputError naming the input and the options.
+
+    ComfyUI 0.3.75 does not check a V3 combo's value against its list, so an API prompt can send null, 123 or any
+    string; every combo a node reads goes through this before it is used (never joined to a folder unchecked).
+    """
+    if isinstance(value, str) and value in options:
+        return value
+    if not options:
+        raise SkyReelsInputError(f"{input_name} = {shown(value)}: nothing to choose from. {where}".strip())
+    listing = ", ".join(options[:20]) + (f" (+{len(options) - 20} more)" if len(options) > 20 else "")
+    raise SkyReelsInputError(
+        f"{input_name} = {shown(value)} is not one of its options; choose one of: {listing}. {where}".strip()
+    )
+
+
+def _folder_hint(folder: str) -> str:
+    return f"(entries of ComfyUI/models/{folder} and extra_model_paths.yaml; refresh the page after adding one)"
+
+
+def model_path(folder: str, name: str, input_name: str = "model_name") -> str:
+    """Full path of the listed file `name` in a model folder; raises naming the input when it is not listed."""
     import folder_paths
 
+    check_choice(input_name, name, list_models(folder), _folder_hint(folder))
     return folder_paths.get_full_path_or_raise(folder, name)
+
+
+def _child_dir(folder: str, name: str) -> str | None:
+    """The sub-folder `name` (one listed path component) of a model folder, normalised and inside that folder.
+
+    `name` must be a plain entry name: no separator, not '.'/'..', not absolute, and the normalised path must stay
+    inside the folder root. A symlink the machine's owner put in the folder is followed (like ComfyUI's own file
+    pickers); a name from a prompt can never point elsewhere.
+    """
+    import os
+
+    import folder_paths
+
+    if not name or name in (".", "..") or os.path.isabs(name) or any(sep in name for sep in ("/", "\\", os.sep)):
+        return None
+    for root in folder_paths.get_folder_paths(folder):
+        root = os.path.abspath(root)
+        path = os.path.normpath(os.path.join(root, name))
+        if os.path.dirname(path) == root and os.path.isdir(path):
+            return path
+    return None
 
 
 def list_tokenizer_dirs() -> list[str]:
@@ -63,16 +112,13 @@ def list_tokenizer_dirs() -> list[str]:
     return found
 
 
-def tokenizer_path(name: str) -> str:
-    import os
-
-    import folder_paths
-
-    for root in folder_paths.get_folder_paths("text_encoders"):
-        path = os.path.join(root, name)
-        if os.path.isdir(path):
-            return path
-    raise FileNotFoundError(f"Tokenizer folder {name!r} not found under models/text_encoders.")
+def tokenizer_path(name: str, input_name: str = "tokenizer") -> str:
+    """Full path of a listed tokenizer folder under models/text_encoders; nothing else is ever opened."""
+    check_choice(input_name, name, list_tokenizer_dirs(), _folder_hint("text_encoders"))
+    path = _child_dir("text_encoders", name)
+    if path is None:
+        raise SkyReelsInputError(f"{input_name} = {shown(name)} is not a folder under models/text_encoders.")
+    return path
 
 
 def list_model_dirs(folder: str, marker: str = "config.json") -> list[str]:
@@ -88,16 +134,13 @@ def list_model_dirs(folder: str, marker: str = "config.json") -> list[str]:
     return found
 
 
-def model_dir_path(folder: str, name: str) -> str:
-    """Full path of the sub-folder `name` of a model folder; raises naming the folder when it is missing."""
-    import os
-
-    import folder_paths
-
-    for root in folder_paths.get_folder_paths(folder):
-        if os.path.isdir(os.path.join(root, name)):
-            return os.path.join(root, name)
-    raise FileNotFoundError(f"Folder {name!r} not found under models/{folder}; put the model folder there.")
+def model_dir_path(folder: str, name: str, input_name: str = "mllm_name") -> str:
+    """Full path of the listed sub-folder `name` of a model folder (never a path outside it)."""
+    check_choice(input_name, name, list_model_dirs(folder), _folder_hint(folder))
+    path = _child_dir(folder, name)
+    if path is None:
+        raise SkyReelsInputError(f"{input_name} = {shown(name)} is not a folder under models/{folder}.")
+    return path
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import torch
 from comfy_api.latest import io
 
 from ..skyreels_core.errors import SkyReelsInputError
-from ..skyreels_core.shapes import SPACE_STRIDE  # the VAE tiles in latent units (pixels / 8)
+from ..skyreels_core.shapes import SPACE_STRIDE, check_video_memory, pixel_frames  # tiles: latent units (px / 8)
 from . import comfy_bridge as bridge
 from .types import SkyReelsVAE
 
@@ -40,6 +40,8 @@ def decode_video(vae, samples: torch.Tensor, tile_size: int, tile_overlap: int, 
         raise SkyReelsInputError(
             f"latent must be a Wan2.1 video latent [B, 16, F, h, w]; got shape {list(samples.shape)}."
         )
+    b, _, f, h, w = samples.shape
+    check_video_memory(b, pixel_frames(f), h * SPACE_STRIDE, w * SPACE_STRIDE, "The decoded video")
     device = bridge.load_for_use(vae)
     z = bridge.latent_to_model(samples).to(device)
     progress = bridge.SimpleProgress(samples.shape[2])  # total is corrected by the VAE's callback

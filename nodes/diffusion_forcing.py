@@ -23,7 +23,8 @@ from comfy_api.latest import io
 from ..skyreels_core.conditioning.df import df_end_latent, df_prefix_latents, df_start, df_tail
 from ..skyreels_core.errors import SkyReelsInputError
 from ..skyreels_core.pipelines.diffusion_forcing import DFPlan, DFSettings, generate_df_video, plan_df
-from ..skyreels_core.shapes import SPACE_STRIDE, check_size, latent_frames
+from ..skyreels_core.sampling.loop import SOLVERS
+from ..skyreels_core.shapes import SPACE_STRIDE, check_size, check_video_memory, latent_frames, pixel_frames
 from . import comfy_bridge as bridge
 from .sampler import LATENT_CHANNELS, solver_input
 from .types import SkyReelsModel, SkyReelsTextEmbeds, SkyReelsVAE
@@ -192,12 +193,14 @@ class SkyReelsDFSampler(io.ComfyNode):
                 start_image=None, extend_video=None, end_image=None, extend_latent=None) -> io.NodeOutput:
         # 1. everything that can be wrong, before any VAE or model call
         check_size(width, height)
+        bridge.check_choice("scheduler", scheduler, list(SOLVERS))
         check_model(model)
         settings = make_settings(steps, cfg, shift, scheduler, base_num_frames, overlap_history, ar_step,
                                  causal_block_size, addnoise_condition, fps, color_match)
         given_latent = None if extend_latent is None else bridge.latent_to_model(extend_latent["samples"]).cpu()
         start = df_start(width, height, start_image, extend_video, given_latent)
         plan = plan_df(num_frames, settings, start.count, end_image is not None)
+        check_video_memory(1, pixel_frames(plan.latent_frames), height, width, "The DF video")
         # 2. encode the images / clip, then sample every window
         encode = vae_encoder(vae)
         prefix = df_prefix_latents(encode, start, width, height, start_image, extend_video, given_latent)

@@ -37,6 +37,7 @@ def resolve_attention(choice: str) -> str:
     """The attention backend to use; flash_attn falls back to sdpa (with a log line) when it cannot run."""
     from ..skyreels_core.nn.attention import available_backends, flash_attn_status
 
+    bridge.check_choice("attention", choice, ATTENTION_CHOICES)
     if choice == "flash_attn" and choice not in available_backends():
         log.warning("SkyReels: attention 'flash_attn' requested but %s; using sdpa.", flash_attn_status())
         return "sdpa"
@@ -47,7 +48,7 @@ def dit_dtypes(weight_dtype: str, device: torch.device) -> tuple[torch.dtype, st
     """(dtype of the weights and compute, fp8 storage option or None = as stored) for the DiT on `device`.
 
     default: bf16 where the device supports it (fp16, else float32 on CPU); fp8 files stay fp8."""
-    dtype, fp8 = WEIGHT_DTYPES[weight_dtype]
+    dtype, fp8 = WEIGHT_DTYPES[bridge.check_choice("weight_dtype", weight_dtype, list(WEIGHT_DTYPES))]
     return dtype or bridge.compute_dtype(device), fp8
 
 
@@ -108,7 +109,7 @@ class SkyReelsVAELoader(io.ComfyNode):
         from ..skyreels_core.models.video_vae import load_video_vae
 
         load_device, _ = bridge.devices("vae")
-        vae = load_video_vae(bridge.model_path("vae", vae_name), dtype=bridge.vae_dtype(load_device), device="cpu")
+        vae = load_video_vae(bridge.model_path("vae", vae_name, "vae_name"), dtype=bridge.vae_dtype(load_device), device="cpu")
         return io.NodeOutput(bridge.manage(vae, "vae", vae_name))
 
 
@@ -138,8 +139,10 @@ class SkyReelsTextEncoderLoader(io.ComfyNode):
         from ..skyreels_core.encoders.umt5 import load_text_encoder
 
         load_device, _ = bridge.devices("text_encoder")
+        path = bridge.model_path("text_encoders", text_encoder_name, "text_encoder_name")
+        bridge.check_choice("tokenizer", tokenizer, [TOKENIZER_AUTO] + bridge.list_tokenizer_dirs())
         tok = None if tokenizer == TOKENIZER_AUTO else bridge.tokenizer_path(tokenizer)
-        encoder = load_text_encoder(bridge.model_path("text_encoders", text_encoder_name), tokenizer_path=tok,
+        encoder = load_text_encoder(path, tokenizer_path=tok,
                                     dtype=bridge.compute_dtype(load_device), device="cpu")
         return io.NodeOutput(bridge.manage(bridge.module_of(encoder), "text_encoder", text_encoder_name, encoder))
 
@@ -165,6 +168,6 @@ class SkyReelsCLIPVisionLoader(io.ComfyNode):
         from ..skyreels_core.encoders.clip_vision import load_clip_vision
 
         load_device, _ = bridge.devices("clip_vision")
-        encoder = load_clip_vision(bridge.model_path("clip_vision", clip_name),
+        encoder = load_clip_vision(bridge.model_path("clip_vision", clip_name, "clip_name"),
                                    dtype=bridge.compute_dtype(load_device), device="cpu")
         return io.NodeOutput(bridge.manage(encoder, "clip_vision", clip_name))

@@ -6,8 +6,9 @@ import torch
 from comfy_api.latest import io
 
 from ..skyreels_core.errors import SkyReelsInputError
-from ..skyreels_core.pipelines.video import sample_video
+from ..skyreels_core.pipelines.video import check_guidance, sample_video
 from ..skyreels_core.sampling.loop import SOLVERS
+from ..skyreels_core.sampling.schedules import check_schedule
 from . import comfy_bridge as bridge
 from .types import ImageCondition, SkyReelsImageCond, SkyReelsModel, SkyReelsTextEmbeds
 
@@ -20,12 +21,25 @@ def solver_input(default: str, tooltip: str) -> io.Combo.Input:
     return io.Combo.Input("scheduler", options=list(SOLVERS), default=default, tooltip=tooltip)
 
 
-def check_inputs(model_in_dim: int | None, samples: torch.Tensor, image_cond: ImageCondition | None) -> None:
+def check_sampler_values(steps: int, shift: float, scheduler: str, denoise: float = 1.0, **guidance: float) -> None:
+    """The sampler widgets a model call would choke on (NaN passes ComfyUI's range check), before the model loads."""
+    bridge.check_choice("scheduler", scheduler, list(SOLVERS))
+    check_schedule(steps, shift, denoise)
+    check_guidance(**guidance)
+
+
+def check_inputs(model_in_dim: int | None, samples: torch.Tensor, image_cond: ImageCondition | None,
+                 df_model: bool = False) -> None:
     """Raise SkyReelsInputError (saying what to change) when latent, model kind and image condition disagree."""
     if samples.ndim != 5 or samples.shape[1] != LATENT_CHANNELS:
         raise SkyReelsInputError(
             f"latent must be a Wan2.1 video latent [B, 16, F, h, w]; got shape {list(samples.shape)}. "
             "Use SkyReels Empty Video Latent or SkyReels Image To Video."
+        )
+    if df_model:
+        raise SkyReelsInputError(
+            "This is a SkyReels-V2 DF (diffusion forcing) model with a frame-rate input: use it with SkyReels DF "
+            "Sampler (long video), which sets fps. SkyReels Sampler takes the T2V and I2V models."
         )
     needs_image = model_in_dim is not None and model_in_dim > LATENT_CHANNELS
     if needs_image and image_cond is None:
@@ -86,7 +100,9 @@ class SkyReelsSampler(io.ComfyNode):
     def execute(cls, model, text_embeds, latent: dict, seed: int, steps: int, cfg: float, shift: float,
                 scheduler: str, denoise: float, image_cond: ImageCondition | None = None) -> io.NodeOutput:
         samples = latent["samples"]
-        check_inputs(getattr(getattr(model.module, "config", None), "in_dim", None), samples, image_cond)
+        check_sampler_values(steps, shift, scheduler, denoise, cfg=cfg)
+        config = getattr(model.module, "config", None)
+        check_inputs(getattr(config, "in_dim", None), samples, image_cond, getattr(config, "inject_sample_info", False))
         device = bridge.load_for_use(model)
         progress = bridge.StepProgress(steps, cls.hidden.unique_id, device)
         out = sample_video(

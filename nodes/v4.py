@@ -23,7 +23,7 @@ from ..skyreels_core.shapes import VideoLatentShape
 from . import comfy_bridge as bridge
 from .decode import decode_video
 from .loaders import ATTENTION_CHOICES, WEIGHT_DTYPES, resolve_attention
-from .sampler import solver_input
+from .sampler import check_sampler_values, solver_input
 from .types import (
     AVTextEmbeds,
     SkyReelsAudioCodec,
@@ -86,7 +86,7 @@ def parse_layers(text: str) -> tuple[int, ...]:
         layers = ()
     if not layers:
         raise SkyReelsInputError(f"layers must be comma-separated hidden-state indices such as '-1' or '-1,-8'; got "
-                                 f"{text!r}.")
+                                 f"{bridge.shown(text)}.")
     return layers
 
 
@@ -138,7 +138,8 @@ class SkyReelsV4ModelLoader(io.ComfyNode):
         from ..skyreels_core.models.av_mmdit import load_av_dit
 
         load_device, _ = bridge.devices("dit")
-        dtype = WEIGHT_DTYPES[weight_dtype][0] or bridge.compute_dtype(load_device)
+        dtype = WEIGHT_DTYPES[bridge.check_choice("weight_dtype", weight_dtype, AV_WEIGHT_DTYPES)][0]
+        dtype = dtype or bridge.compute_dtype(load_device)
         module = load_av_dit(bridge.model_path("diffusion_models", model_name), dtype=dtype, device="cpu",
                              attn_backend=resolve_attention(attention))
         return io.NodeOutput(bridge.manage(module, "dit", model_name))
@@ -293,6 +294,7 @@ class SkyReelsV4TaskCondition(io.ComfyNode):
     def execute(cls, vae, latent: dict, task: str, extend_frames: int, start_image=None, end_image=None, video=None,
                 mask=None) -> io.NodeOutput:
         shape, _, _ = av_geometry(latent)
+        bridge.check_choice("task", task, list(TASKS))
         bridge.load_for_use(vae)
         with torch.no_grad():
             condition = build_task_condition(vae.runner, shape, task, start_image=start_image, end_image=end_image,
@@ -399,6 +401,7 @@ class SkyReelsV4Sampler(io.ComfyNode):
         from ..skyreels_core.pipelines.t2av import sample_av
 
         shape, fps, num_audio = av_geometry(latent)
+        check_sampler_values(steps, shift, scheduler, video_cfg=video_cfg, audio_cfg=audio_cfg, sync_scale=sync_scale)
         module = model.module
         model_type = module.config.model_type
         check_text_width(text_embeds, module.config.text_dim)
@@ -452,8 +455,8 @@ class SkyReelsV4Decode(io.ComfyNode):
         shape, fps, _ = av_geometry(latent)
         z, length = audio_latent_of(latent)
         length = length or num_samples_for(shape.pixel_frames / fps)
+        waveform = decode_audio(audio_codec, z, length)  # [B, 1, S]; first: it refuses an overlong audio
         images = decode_video(vae, latent["samples"], tile_size, tile_overlap)
-        waveform = decode_audio(audio_codec, z, length)  # [B, 1, S]
         waveform = waveform.permute(1, 0, 2).reshape(1, 1, -1)  # batch after batch, like the frames
         return io.NodeOutput(images, audio_value(waveform), fps)
 

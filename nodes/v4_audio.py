@@ -18,7 +18,7 @@ from comfy_api.latest import io
 from ..skyreels_core.conditioning.v4 import check_audio
 from ..skyreels_core.conditioning.v4 import encode_audio as core_encode_audio
 from ..skyreels_core.errors import SkyReelsInputError
-from ..skyreels_core.shapes import AUDIO_LATENT_CHANNELS, AUDIO_SAMPLE_RATE
+from ..skyreels_core.shapes import AUDIO_LATENT_CHANNELS, AUDIO_LATENT_RATE, AUDIO_SAMPLE_RATE, check_audio_seconds
 from . import comfy_bridge as bridge
 from .types import SkyReelsAudioCodec
 
@@ -52,6 +52,7 @@ def audio_latent_of(latent: dict) -> tuple[torch.Tensor, int | None]:
 
 def decode_audio(codec, z: torch.Tensor, num_samples: int | None) -> torch.Tensor:
     """Raw codec latent [B, 40, T_a] -> waveform [B, 1, num_samples or 1024 T_a] at 44.1 kHz (float32, CPU)."""
+    check_audio_seconds(max(z.shape[2] / AUDIO_LATENT_RATE, (num_samples or 0) / AUDIO_RATE), "The audio to decode")
     device = bridge.load_for_use(codec)
     with torch.no_grad():
         return codec.runner.decode(z.float().to(device), num_samples=num_samples).float().cpu()
@@ -94,7 +95,8 @@ class SkyReelsV4AudioCodecLoader(io.ComfyNode):
     def execute(cls, vae_name: str, vocoder_name: str) -> io.NodeOutput:
         from ..skyreels_core.models.audio_codec import load_audio_codec
 
-        codec = load_audio_codec(bridge.model_path("vae", vae_name), bridge.model_path("vae", vocoder_name),
+        codec = load_audio_codec(bridge.model_path("vae", vae_name, "vae_name"),
+                                 bridge.model_path("vae", vocoder_name, "vocoder_name"),
                                  device="cpu", dtype=torch.float32)
         return io.NodeOutput(bridge.manage(codec, "vae", f"{vae_name} + {vocoder_name}"))
 

@@ -8,12 +8,17 @@ latent frame): `AudioLatentShape.from_seconds(...)` / `.from_video(frames, fps)`
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 from .errors import SkyReelsInputError
 
 __all__ = [
+    "MEMORY_LIMIT_ENV",
     "VideoLatentShape",
+    "check_video_memory",
+    "memory_limit_bytes",
+    "video_memory_bytes",
     "check_frames",
     "check_size",
     "nearest_valid_frames",
@@ -25,7 +30,9 @@ __all__ = [
     "AUDIO_LATENT_CHANNELS",
     "AUDIO_LATENT_RATE",
     "AudioLatentShape",
+    "MAX_AUDIO_SECONDS",
     "audio_num_samples",
+    "check_audio_seconds",
     "audio_latent_frames",
     "audio_decoded_samples",
 ]
@@ -80,6 +87,61 @@ def check_size(width: int, height: int) -> None:
             )
 
 
+# memory: refuse before allocating what cannot fit
+
+MEMORY_LIMIT_ENV = "SKYREELS_MAX_MEMORY_GB"
+_FALLBACK_LIMIT_GIB = 64  # where the machine's RAM cannot be read
+_GIB = 1024**3
+
+
+def memory_limit_bytes() -> int:
+    """The largest video (latent or decoded frames) the pack agrees to build, in bytes.
+
+    SKYREELS_MAX_MEMORY_GB (GiB) when set; else the machine's physical RAM, because the decoded frames (ComfyUI's
+    IMAGE, float32) are held in RAM in one piece: a video larger than the RAM cannot be decoded on this machine.
+    64 GiB where the RAM size cannot be read.
+    """
+    text = os.environ.get(MEMORY_LIMIT_ENV)
+    if text:
+        try:
+            gib = float(text)
+        except ValueError:
+            gib = float("nan")
+        if not (math.isfinite(gib) and gib > 0):
+            raise SkyReelsInputError(f"{MEMORY_LIMIT_ENV}={text!r} must be a positive number of GiB (e.g. 96).")
+        return int(gib * _GIB)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX (Windows)
+        return _FALLBACK_LIMIT_GIB * _GIB
+
+
+def video_memory_bytes(batch: int, frames: int, height: int, width: int, channels: int = 16) -> int:
+    """Bytes of the larger of the float32 latent and the decoded float32 frames of a video (pixel sizes in).
+
+    Decoded frames: batch x frames x height x width x 3 x 4 bytes (ComfyUI IMAGE; also the pixel video the I2V
+    condition encodes). Latent: batch x channels x latent frames x height/8 x width/8 x 4 bytes.
+    """
+    latent = batch * channels * latent_frames(frames) * (height // SPACE_STRIDE) * (width // SPACE_STRIDE) * 4
+    return max(latent, batch * frames * height * width * 3 * 4)
+
+
+def check_video_memory(batch: int, frames: int, height: int, width: int, what: str = "The video") -> None:
+    """SkyReelsInputError with the estimate and the fix when `video_memory_bytes` exceeds `memory_limit_bytes`."""
+    need, limit = video_memory_bytes(batch, frames, height, width), memory_limit_bytes()
+    if need <= limit:
+        return
+    per_frame = batch * height * width * 3 * 4  # the decoded frames dominate
+    fit = nearest_valid_frames(max(1, limit // per_frame))
+    while fit > 1 and video_memory_bytes(batch, fit, height, width) > limit:
+        fit -= TIME_STRIDE
+    raise SkyReelsInputError(
+        f"{what} ({width}x{height}, {frames} frames, batch {batch}) needs about {need / _GIB:.1f} GiB as float32 "
+        f"frames, more than the {limit / _GIB:.1f} GiB limit (the machine's RAM, or {MEMORY_LIMIT_ENV}). Lower the "
+        f"size, the frames (at most {fit} fit at this size and batch) or the batch."
+    )
+
+
 @dataclass(frozen=True)
 class VideoLatentShape:
     """Latent grid of a video: [batch, channels, frames, height, width]."""
@@ -94,6 +156,7 @@ class VideoLatentShape:
     def from_pixels(cls, frames: int, height: int, width: int, batch: int = 1, channels: int = 16):
         check_frames(frames)
         check_size(width, height)
+        check_video_memory(batch, frames, height, width)
         return cls(batch, channels, latent_frames(frames), height // SPACE_STRIDE, width // SPACE_STRIDE)
 
     @property
@@ -114,10 +177,26 @@ class VideoLatentShape:
 # audio
 
 
+# The audio codec encodes / decodes a clip in one piece (no Cancel point inside): 600 s took minutes and 4.6 GB.
+# SkyReels-V4 clips are seconds long (a reference voice, a 5-15 s video), so two minutes is a generous cap.
+MAX_AUDIO_SECONDS = 120.0
+
+
+def check_audio_seconds(seconds: float, what: str = "The audio") -> None:
+    """SkyReelsInputError for a duration the codec should not run in one piece (over MAX_AUDIO_SECONDS)."""
+    if seconds > MAX_AUDIO_SECONDS:
+        raise SkyReelsInputError(
+            f"{what} lasts {seconds:.1f} s, longer than the {MAX_AUDIO_SECONDS:.0f} s the audio codec handles in one "
+            f"piece (minutes of work and GBs of memory that Cancel cannot stop). Use a shorter clip (e.g. Trim Audio), "
+            f"or for a V4 video fewer frames or a higher fps (the audio lasts frames / fps seconds)."
+        )
+
+
 def audio_num_samples(seconds: float) -> int:
-    """Samples at 44.1 kHz for a duration: round(seconds * 44100)."""
+    """Samples at 44.1 kHz for a duration: round(seconds * 44100); at most MAX_AUDIO_SECONDS."""
     if not math.isfinite(seconds) or seconds <= 0:
         raise SkyReelsInputError(f"Audio duration must be a positive number of seconds; got {seconds}.")
+    check_audio_seconds(seconds)
     return int(round(seconds * AUDIO_SAMPLE_RATE))
 
 

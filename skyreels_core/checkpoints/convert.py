@@ -191,7 +191,8 @@ def _resnets_per_up_block(state: dict[str, torch.Tensor]) -> int:
     """Residual blocks per decoder stage (num_res_blocks + 1; 3 in the released VAE), from the grouped keys."""
     found = {int(m.group(3)) for k in state if (m := _UP_GROUPED.match(k)) and m.group(3) is not None}
     if not found:
-        raise CheckpointError("diffusers AutoencoderKLWan keys without decoder.up_blocks.*.resnets: incomplete file?")
+        raise CheckpointError("Not a Wan2.1 video VAE that loads: diffusers AutoencoderKLWan keys without "
+                              "decoder.up_blocks.*.resnets (an incomplete file?); download the vae/ folder again.")
     return max(found) + 1
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "KIND_RULES",
     "WRAPPER_PREFIXES",
     "KindDescription",
+    "check_kind",
     "detect_kind",
     "describe_kind",
     "strip_wrapper_prefixes",
@@ -68,15 +69,16 @@ class KindDescription:
     loader: str
 
 
+# `loader` names the node exactly as ComfyUI shows it (display_name), and the input where it matters.
 KIND_DESCRIPTIONS: dict[str, KindDescription] = {
-    "wan_dit": KindDescription("video diffusion model (SkyReels/Wan2.1 DiT)", "the SkyReels Model loader"),
-    "av_dit": KindDescription("audio-video diffusion model (SkyReels-V4 AV DiT)", "the SkyReels AV Model loader"),
-    "wan_vae": KindDescription("video VAE (Wan2.1 VAE)", "the SkyReels VAE loader"),
-    "umt5": KindDescription("text encoder (umT5-XXL)", "the SkyReels Text Encoder loader"),
-    "clip_vision": KindDescription("image encoder (CLIP vision ViT-H/14)", "the SkyReels CLIP Vision loader"),
-    "mmaudio_vae": KindDescription("audio VAE (MMAudio VAE)", "the SkyReels Audio VAE loader"),
-    "bigvgan": KindDescription("audio vocoder (BigVGAN)", "the SkyReels Audio VAE loader (as vocoder)"),
-    "wav2vec2": KindDescription("speech encoder (wav2vec2)", "the SkyReels Audio Encoder loader"),
+    "wan_dit": KindDescription("video diffusion model (SkyReels/Wan2.1 DiT)", "SkyReels Model Loader"),
+    "av_dit": KindDescription("audio-video diffusion model (SkyReels-V4 AV DiT)", "SkyReels V4 Model Loader"),
+    "wan_vae": KindDescription("video VAE (Wan2.1 VAE)", "SkyReels VAE Loader"),
+    "umt5": KindDescription("text encoder (umT5-XXL)", "SkyReels Text Encoder Loader (umT5)"),
+    "clip_vision": KindDescription("image encoder (CLIP vision ViT-H/14)", "SkyReels CLIP Vision Loader"),
+    "mmaudio_vae": KindDescription("audio VAE (MMAudio 44.1 kHz VAE)", "SkyReels V4 Audio Codec Loader (as vae_name)"),
+    "bigvgan": KindDescription("audio vocoder (BigVGAN-v2)", "SkyReels V4 Audio Codec Loader (as vocoder_name)"),
+    "wav2vec2": KindDescription("speech encoder (wav2vec2)", "a loader of another node pack (SkyReels does not use it)"),
     "unknown": KindDescription("model this pack does not recognise", "a loader of the pack it belongs to"),
 }
 
@@ -175,4 +177,16 @@ def wrong_kind_message(file: str | Path, found: str, expected: str) -> str:
     message += f"not {_article(expected_desc)} {expected_desc}"
     if found == "unknown":
         return message + ". Check that you picked the right file and that the download is complete."
-    return message + f"; pick it in {found_desc.loader}."
+    return message + f"; load it with {found_desc.loader}."
+
+
+def check_kind(keys: Iterable[str], file: str | Path, expected: str) -> None:
+    """CheckpointError (`wrong_kind_message`) when the keys are clearly another kind the pack knows.
+
+    An unrecognised layout passes: the loader's own checks then say what is missing.
+    """
+    from ..errors import CheckpointError
+
+    found = detect_kind(keys)
+    if found not in (expected, "unknown"):
+        raise CheckpointError(wrong_kind_message(file, found, expected))

@@ -49,6 +49,34 @@ def shard_files(path: str | os.PathLike) -> list[Path]:
     return [path]
 
 
+def _torch_load(file: Path, device: str):
+    """torch.load(weights_only=True): memory-mapped for zip files; legacy (pre-1.6, non-zip) files cannot be
+    mapped and are read whole. Never unpickles code."""
+    try:
+        return torch.load(str(file), map_location=device, weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):  # e.g. "mmap can only be used with files saved with torch.save(..., zip)"
+            raise _unreadable(file, exc) from exc
+    except Exception as exc:
+        raise _unreadable(file, exc) from exc
+    try:
+        return torch.load(str(file), map_location=device, weights_only=True)
+    except Exception as exc:
+        raise _unreadable(file, exc) from exc
+
+
+def _unreadable(file: Path, exc: Exception) -> CheckpointError:
+    text = re.sub(r"\x1b\[[0-9;]*m|\s+", " ", str(exc)).strip()
+    if "weights_only" in text or "Weights only" in text or "Unsupported global" in text:
+        why = "it holds pickled Python objects besides tensors, which are refused for safety (no code was run)"
+    else:
+        why = f"it is truncated or not a PyTorch checkpoint ({type(exc).__name__}: {text[:200]})"
+    return CheckpointError(
+        f"Cannot read {file.name} with torch.load(weights_only=True): {why}. Download it again, or use a "
+        f".safetensors version of this model."
+    )
+
+
 def _read_one(file: Path, device: str) -> dict[str, torch.Tensor]:
     if file.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -61,13 +89,7 @@ def _read_one(file: Path, device: str) -> dict[str, torch.Tensor]:
                 f"download it again (size on disk: {file.stat().st_size:,} bytes)."
             ) from exc
     if file.suffix in _PICKLE_EXTS:
-        try:
-            sd = torch.load(str(file), map_location=device, weights_only=True, mmap=True)
-        except Exception as exc:
-            raise CheckpointError(
-                f"Cannot read {file.name} with torch.load(weights_only=True): {exc}. Pickled files with code "
-                f"are refused for safety; use a .safetensors version of this model."
-            ) from exc
+        sd = _torch_load(file, device)
         for wrapper in ("state_dict", "model", "generator", "module"):
             if isinstance(sd, dict) and wrapper in sd and isinstance(sd[wrapper], dict):
                 sd = sd[wrapper]

@@ -26,13 +26,14 @@ as an in-context reference (`encode_audio_reference`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import SkyReelsInputError
-from ..shapes import TIME_STRIDE, VideoLatentShape, check_frames, latent_frames, pixel_frames
+from ..shapes import TIME_STRIDE, VideoLatentShape, check_audio_seconds, check_frames, latent_frames, pixel_frames
 from .images import center_crop_box, check_image, fit_crop, fit_pad, pixels_to_video
 
 __all__ = [
@@ -304,6 +305,10 @@ def check_audio(audio, what: str = "audio") -> dict:
         shape = tuple(waveform.shape) if isinstance(waveform, torch.Tensor) else type(waveform).__name__
         raise SkyReelsInputError(f"The {what} waveform must be [batch, channels, samples] with samples > 0; got "
                                  f"{shape}.")
+    rate = audio["sample_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0:
+        raise SkyReelsInputError(f"The {what} sample_rate must be a positive number of Hz; got {rate!r}.")
+    check_audio_seconds(waveform.shape[-1] / rate, f"The {what}")
     return audio
 
 

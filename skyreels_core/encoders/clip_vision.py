@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checkpoints.convert import RenameTable
+from ..checkpoints.detect import check_kind
 from ..checkpoints.fp8 import has_fp8
 from ..checkpoints.io import load_strict, read_state_dict, strip_prefix
 from ..checkpoints.loader import default_dtype
@@ -309,9 +310,9 @@ def load_clip_vision(
 ) -> CLIPVisionEncoder:
     """Wan's `models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth` or ComfyUI's `clip_vision_h.safetensors`."""
     path = Path(path)
-    model = clip_vision_from_state_dict(
-        read_state_dict(path), file=str(path), dtype=dtype, device=device, num_heads=num_heads
-    )
+    state = read_state_dict(path)
+    check_kind(state, path, "clip_vision")
+    model = clip_vision_from_state_dict(state, file=str(path), dtype=dtype, device=device, num_heads=num_heads)
     log.info(
         "Loaded CLIP vision %s: width %d, %d/%d blocks",
         path.name,

@@ -7,7 +7,11 @@ The paper uses one frozen MLLM for both towers but does not name it or the hidde
 - The prompt goes through the processor's chat template as one user turn: reference images first (each one
   `<|vision_start|><|image_pad|><|vision_end|>`, expanded to its vision tokens by the processor), then the text.
   Without a chat template in the folder the same Qwen turn format is written here. Every token is returned
-  (template tokens included); nothing is truncated.
+  (template tokens included). A prompt longer than MAX_PROMPT_TOKENS text tokens is cut there with a warning in
+  the log (the DiT's cost grows with the square of the context length: 100,000 characters took minutes).
+- The MLLM's control tokens (`<|image_pad|>`, `<|vision_start|>`, `<|im_start|>`, ...) typed into a prompt are
+  refused with a message: reference images go through the images input. Reference images must be at least
+  MIN_IMAGE_SIDE pixels on each side with an aspect ratio below MAX_IMAGE_ASPECT (the Qwen processor's limits).
 - The context is the concatenation (on features) of the hidden states at `layers`, indices into transformers'
   `hidden_states` tuple (0 = token embeddings, -1 = last), so text_dim = hidden_size * len(layers).
 - The structured caption tags `<dialogue> <sfx> <bgm> <singing> <text>` (and their closing tags) are plain text
@@ -22,13 +26,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import torch
 
 from ..errors import CheckpointError, SkyReelsError, SkyReelsInputError
 
-__all__ = ["CAPTION_TAGS", "MLLMEncoder", "load_mllm", "model_class_for", "MIN_TRANSFORMERS"]
+__all__ = ["CAPTION_TAGS", "MAX_PROMPT_TOKENS", "MLLMEncoder", "load_mllm", "model_class_for", "MIN_TRANSFORMERS"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,8 @@ _MODEL_CLASSES = {
     "qwen3_vl_moe": ("Qwen3VLMoeModel", "4.57.0"),
 }
 _VISION_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
+MAX_PROMPT_TOKENS = 2048  # text tokens of one prompt (a long SkyReels-V4 caption is ~300-600)
+MIN_IMAGE_SIDE, MAX_IMAGE_ASPECT = 28, 200  # Qwen-VL smart_resize: factor 28, aspect ratio < 200
 
 
 def _import_transformers():
@@ -92,11 +99,31 @@ def _check_layers(layers, num_layers: int) -> tuple[int, ...]:
     count = num_layers + 1
     bad = [i for i in layers if not -count <= i < count]
     if not layers or bad:
+        listed = str(list(layers)) if len(layers) <= 8 else f"{list(layers[:8])[:-1]}, ... ({len(layers)} indices)]"
         raise SkyReelsInputError(
-            f"MLLM layers {list(layers)} are out of range: this model has {num_layers} decoder layers, so indices "
+            f"MLLM layers {listed} are out of range: this model has {num_layers} decoder layers, so indices "
             f"run from {-count} to {num_layers} (0 = embeddings, -1 = last layer)."
         )
     return layers
+
+
+def _brief(exc: Exception) -> str:
+    """One line about a library error: its type and the start of its message (pickle refusals in our words)."""
+    text = re.sub(r"\x1b\[[0-9;]*m|\s+", " ", str(exc)).strip()
+    if "Weights only load failed" in text or type(exc).__name__ == "UnpicklingError":
+        return "UnpicklingError: a weights file holds pickled Python objects besides tensors; refused for safety, no code ran"
+    return f"{type(exc).__name__}: {text[:300]}{'...' if len(text) > 300 else ''}"
+
+
+def _check_tokenizer(processor, folder: Path) -> None:
+    """The processor must carry a working text tokenizer (a folder without one loads, then encodes nothing)."""
+    tokenizer = getattr(processor, "tokenizer", None)
+    ids = None if tokenizer is None else tokenizer("a", add_special_tokens=False).get("input_ids")
+    if not ids:
+        raise CheckpointError(
+            f"The MLLM folder {folder.name} has no usable tokenizer: add the model's tokenizer files "
+            f"(tokenizer.json, tokenizer_config.json, or vocab.json + merges.txt) next to config.json."
+        )
 
 
 def _dtype_kwargs(transformers, dtype) -> dict:
@@ -124,13 +151,17 @@ def load_mllm(
     layers = _check_layers(layers, num_layers)
     try:
         processor = transformers.AutoProcessor.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+        _check_tokenizer(processor, folder)
         model = cls.from_pretrained(
             folder, local_files_only=True, trust_remote_code=False, **_dtype_kwargs(transformers, dtype)
         )
-    except OSError as exc:
+    except SkyReelsError:
+        raise
+    except Exception as exc:  # transformers / safetensors / torch raise many types for a damaged folder
         raise CheckpointError(
-            f"Could not load the MLLM from {folder} without downloading: {exc}. The folder needs the weights, "
-            f"config.json, tokenizer files and the processor / preprocessor config of the model."
+            f"Could not load the MLLM folder {folder.name} ({_brief(exc)}). The folder needs "
+            f"config.json, complete *.safetensors weights (pickled .bin files with code are refused), the tokenizer "
+            f"files and the processor / preprocessor config of the model; download it again if a file is damaged."
         ) from exc
     model = model.to(device).eval().requires_grad_(False)
     hidden = int(text_config.get("hidden_size", config.get("hidden_size", 0)))
@@ -145,6 +176,12 @@ def _image_array(image: torch.Tensor, index: int):
     if not isinstance(image, torch.Tensor) or image.ndim != 3 or image.shape[-1] not in (3, 4):
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise SkyReelsInputError(f"Reference image {index + 1} must be [H, W, 3] with values 0..1; got {shape}.")
+    height, width = int(image.shape[0]), int(image.shape[1])
+    if min(height, width) < MIN_IMAGE_SIDE or max(height, width) >= MAX_IMAGE_ASPECT * min(height, width):
+        raise SkyReelsInputError(
+            f"Reference image {index + 1} is {width}x{height}: the MLLM needs both sides >= {MIN_IMAGE_SIDE} pixels "
+            f"and an aspect ratio below {MAX_IMAGE_ASPECT}:1. Crop or resize it (e.g. Upscale Image) first."
+        )
     return (image[..., :3].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
@@ -157,10 +194,36 @@ class MLLMEncoder:
         self.layers = tuple(layers)
         self.text_dim = hidden_size * len(self.layers)
 
-    def format_prompt(self, prompt: str, num_images: int = 0) -> str:
-        """One user turn (images first, then the text) through the processor's chat template."""
+    def _control_tokens(self) -> list[str]:
+        tokenizer = getattr(self.processor, "tokenizer", None)
+        added = tokenizer.get_added_vocab() if hasattr(tokenizer, "get_added_vocab") else {}
+        return sorted(t for t in added if t.startswith("<|") and t.endswith("|>"))
+
+    def check_prompt(self, prompt: str) -> str:
+        """The prompt, cut to MAX_PROMPT_TOKENS text tokens (with a log warning); control tokens are refused."""
         if not isinstance(prompt, str):
             raise SkyReelsInputError(f"The prompt must be a string; got {type(prompt).__name__}.")
+        typed = [t for t in self._control_tokens() if t in prompt]
+        if typed:
+            raise SkyReelsInputError(
+                f"The prompt contains the MLLM control token(s) {', '.join(typed[:3])}: remove them. Reference images "
+                f"go through the images input of SkyReels V4 Text Encode."
+            )
+        tokenizer = getattr(self.processor, "tokenizer", None)
+        if tokenizer is None:
+            return prompt
+        head = prompt[: MAX_PROMPT_TOKENS * 32]  # no token is longer than 32 characters: never tokenize megabytes
+        ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+        if len(ids) <= MAX_PROMPT_TOKENS and len(head) == len(prompt):
+            return prompt
+        cut = tokenizer.decode(ids[:MAX_PROMPT_TOKENS])
+        log.warning("SkyReels V4: the prompt (%d characters) is longer than %d tokens; using its first %d characters.",
+                    len(prompt), MAX_PROMPT_TOKENS, len(cut))
+        return cut
+
+    def format_prompt(self, prompt: str, num_images: int = 0) -> str:
+        """One user turn (images first, then the text) through the processor's chat template."""
+        prompt = self.check_prompt(prompt)
         if getattr(self.processor, "chat_template", None):
             content = [{"type": "image"} for _ in range(num_images)] + [{"type": "text", "text": prompt}]
             messages = [{"role": "user", "content": content}]

@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checkpoints.convert import RenameTable
+from ..checkpoints.detect import check_kind
 from ..checkpoints.fp8 import FP8_DTYPES, apply_fp8, parse_weight_dtype
 from ..checkpoints.io import load_strict, read_state_dict, strip_prefix
 from ..errors import CheckpointError
@@ -387,6 +388,7 @@ def load_text_encoder(
     """
     path = Path(path)
     state = read_state_dict(path)
+    check_kind(state, path, "umt5")  # a DiT or VAE picked here: say so, not "no tokenizer"
     spiece = strip_prefix(state, HF_PREFIXES).get(SPIECE_KEY)
     tokenizer = _find_tokenizer(path, tokenizer_path) if tokenizer_path is not None else None
     if tokenizer is None and spiece is not None:

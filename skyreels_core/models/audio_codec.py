@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoints.detect import check_kind
 from ..checkpoints.io import load_strict, read_state_dict
 from ..errors import CheckpointError, SkyReelsInputError
 from ..shapes import (
@@ -252,6 +253,7 @@ def load_audio_vae(
     the file holds raw (released) or already-baked weights; True/False forces it.
     """
     sd = _select(read_state_dict(path), "vae.")
+    check_kind(sd, path, "mmaudio_vae")
     config = AudioVAEConfig.from_state_dict(sd, file=Path(path).name)
     baked = _weights_look_baked(sd) if weight_norm_removed is None else weight_norm_removed
     model = AudioVAE(config, device="meta")
@@ -271,7 +273,9 @@ def load_vocoder(
     Accepts weight_g/weight_v keys, torch parametrization keys, or plain weights (already removed).
     The config is inferred from shapes (see BigVGANConfig.from_state_dict). Returns an eval-mode model.
     """
-    sd, removed = normalize_vocoder_keys(_select(read_state_dict(path), "vocoder."))
+    sd = _select(read_state_dict(path), "vocoder.")
+    check_kind(sd, path, "bigvgan")
+    sd, removed = normalize_vocoder_keys(sd)
     unknown = [k for k in sd if not re.match(r"^(conv_pre|conv_post|ups|resblocks|activation_post)\.", k)]
     if unknown:
         raise CheckpointError(

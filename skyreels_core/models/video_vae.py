@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -26,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checkpoints.convert import to_original_vae_keys
+from ..checkpoints.detect import check_kind
 from ..checkpoints.io import describe_keys, load_strict, read_state_dict
 from ..errors import CheckpointError, SkyReelsInputError
 from ..nn.attention import attention
@@ -126,7 +128,8 @@ def vae_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if "decoder.conv_in.weight" in sd:
         hint = " It looks like an incomplete diffusers AutoencoderKLWan (no quant_conv); download the vae/ folder again."
     raise CheckpointError(
-        f"Not a Wan2.1 video VAE: missing {describe_keys(missing)}; found keys like {describe_keys(sd)}.{hint}"
+        f"Not a Wan2.1 video VAE (Wan2.1_VAE.pth or wan_2.1_vae.safetensors): missing {describe_keys(missing)}; "
+        f"found keys like {describe_keys(sd)}.{hint}"
     )
 
 
@@ -564,7 +567,12 @@ def _tile_count(grid: tuple[int, int], tile, overlap) -> int:
 def load_video_vae(path: str | os.PathLike, *, dtype: torch.dtype = torch.float32, device="cpu") -> WanVAE:
     """Load Wan2.1_VAE.pth / wan_2.1_vae.safetensors (prefixed keys accepted) or a diffusers AutoencoderKLWan
     folder / file (`vae/`): built on meta, loaded strictly."""
-    sd = vae_state_dict(read_state_dict(path))
+    sd = read_state_dict(path)
+    check_kind(sd, path, "wan_vae")
+    try:
+        sd = vae_state_dict(sd)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{Path(path).name}: {exc}") from exc
     config = VAE3DConfig.from_state_dict(sd)
     with torch.device("meta"):
         model = WanVAE(config)

@@ -39,9 +39,10 @@ from ..errors import SkyReelsInputError
 from ..sampling.diffusion_forcing import DFSchedule, append_clean_column, generate_timestep_matrix, num_matrix_rows
 from ..sampling.guidance import CFG
 from ..sampling.loop import SOLVERS, StepCallback, sample
-from ..sampling.schedules import NUM_TRAIN_TIMESTEPS, flow_grid
+from ..sampling.schedules import NUM_TRAIN_TIMESTEPS, check_schedule, flow_grid
 from ..shapes import TIME_STRIDE, check_frames, latent_frames, pixel_frames
 from .denoisers import WanDenoiser
+from .video import check_guidance
 
 __all__ = [
     "DFPlan",
@@ -148,8 +149,8 @@ def _covering_latents(num_frames: int) -> int:
 
 
 def _check_settings(s: DFSettings) -> None:
-    if s.steps < 1 or s.shift <= 0:
-        raise SkyReelsInputError(f"steps must be >= 1 and shift > 0 (got steps={s.steps}, shift={s.shift}).")
+    check_schedule(s.steps, s.shift)
+    check_guidance(cfg=s.guidance_scale)
     if s.solver not in SOLVERS:
         raise SkyReelsInputError(f"solver must be one of {tuple(SOLVERS)}, got {s.solver!r}.")
     check_frames(s.base_num_frames, "base_num_frames")
@@ -167,7 +168,7 @@ def _check_settings(s: DFSettings) -> None:
         )
     if s.causal_block_size < 1:
         raise SkyReelsInputError(f"causal_block_size must be >= 1, got {s.causal_block_size}.")
-    if not 0 <= s.addnoise_condition < 1000:
+    if not 0 <= s.addnoise_condition < 1000:  # NaN fails this and the next check
         raise SkyReelsInputError(
             f"addnoise_condition must be in [0, 1000) (20 is recommended), got {s.addnoise_condition}."
         )

@@ -136,7 +136,7 @@ def sample_av(
     Returns (video latent | None, raw codec audio latent | None), float32 on the CPU.
     """
     _check_sample_args(steps, solver, video_shape, num_audio_latents, condition, fps, context)
-    check_guidance(video_cfg, audio_cfg, sync_scale)
+    check_guidance(video_cfg=video_cfg, audio_cfg=audio_cfg, sync_scale=sync_scale)
     device = next(model.parameters()).device
     x_v, x_a, cond = _initial_state(video_shape, num_audio_latents, seed, condition, device)
     layout = AVLayout(None if x_v is None else tuple(x_v.shape), None if x_a is None else tuple(x_a.shape))

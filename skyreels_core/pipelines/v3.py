@@ -222,7 +222,7 @@ def sample_reference_to_video(model, references: torch.Tensor, *, positive: torc
     a negative prompt runs `DualCFG` (3 calls; image_cfg weighs the references against zero references).
     """
     check_v3_model(model, "Reference-to-video")
-    check_guidance(text_cfg, image_cfg)
+    check_guidance(guidance=text_cfg, image_guidance=image_cfg)
     if references.ndim != 5 or references.shape[2] != MAX_REFERENCES:
         raise SkyReelsInputError(f"references must be [1, 16, 4, h, w] (encode_references); got {tuple(references.shape)}.")
     shape = (1, references.shape[1], latent_frames(frames), *references.shape[3:])
@@ -298,7 +298,7 @@ def sample_extension_chunk(model, prefix: torch.Tensor, noisy_frames: int, *, po
                            cfg: float = 1.0, seed: int = 0, callback: StepCallback | None = None) -> torch.Tensor:
     """prefix [1, 16, P, h, w] clean latents -> [1, 16, P + noisy_frames, h, w] with the prefix unchanged."""
     check_v3_model(model, "Video extension")
-    check_guidance(cfg)
+    check_guidance(cfg=cfg)
     noise = seeded_noise((1, prefix.shape[1], noisy_frames, *prefix.shape[3:]), seed)
     x = torch.cat([prefix.float().cpu(), noise], dim=2).to(_device(model))
     schedule = PrefixSchedule(flow_grid(steps, shift), prefix.shape[2], x.shape[2])
@@ -354,7 +354,7 @@ def sample_shot_switch(model, condition: torch.Tensor, frames: int, *, positive:
     The condition frames follow the noisy ones at RoPE positions 1024.. with t = 0 and are not returned.
     """
     check_v3_model(model, "Shot switching")
-    check_guidance(cfg)
+    check_guidance(cfg=cfg)
     shape = (1, condition.shape[1], latent_frames(frames), *condition.shape[3:])
     denoiser = ContextFramesDenoiser(model, positive, negative, CFG(cfg), {"cond": condition}, clean_time=True,
                                      position_start=SHOT_POSITION_START)

@@ -37,11 +37,14 @@ class ImageCondition:
     clip_fea: torch.Tensor | None = None
 
 
-def check_guidance(*scales: float) -> None:
-    """Guidance scales must be finite (a NaN would silently give a NaN video)."""
-    for scale in scales:
-        if not math.isfinite(scale):
-            raise SkyReelsInputError(f"cfg must be a finite number (reference: 6.0 T2V, 5.0 I2V); got {scale}.")
+def check_guidance(**scales: float) -> None:
+    """Guidance scales, by input name, must be finite numbers (a NaN passes ComfyUI's range check and would
+    silently give a black video)."""
+    for name, scale in scales.items():
+        if not (isinstance(scale, int | float) and math.isfinite(scale)):
+            raise SkyReelsInputError(
+                f"{name} must be a finite number (reference: cfg 6.0 T2V, 5.0 I2V; 1 = guidance off); got {scale!r}."
+            )
 
 
 def i2v_mask(known_pixel_frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -118,7 +121,7 @@ def sample_video(
     callback(step, total, x0) runs after every step; raising from it cancels sampling.
     Returns the denoised latent [B, 16, F, h, w] (float32, CPU).
     """
-    check_guidance(cfg)
+    check_guidance(cfg=cfg)
     schedule = FlowSchedule.for_steps(steps, shift, denoise)
     solver_class(solver)
     device = next(model.parameters()).device

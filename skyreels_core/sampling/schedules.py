@@ -21,6 +21,7 @@ __all__ = [
     "SIGMA_MAX",
     "SIGMA_MIN",
     "FlowSchedule",
+    "check_schedule",
     "denoise_start_index",
     "diffusers_flow_grid",
     "flow_grid",
@@ -40,15 +41,28 @@ def shift_sigmas(sigmas, shift: float):
     return shift * sigmas / (1 + (shift - 1) * sigmas)
 
 
+def check_schedule(steps: int, shift: float, denoise: float = 1.0) -> None:
+    """steps >= 1, a finite shift > 0 and denoise in (0, 1] (NaN fails every check), else SkyReelsInputError.
+
+    Any step count works at any shift: solvers step by index, so repeated integer timesteps are harmless.
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise SkyReelsInputError(f"steps must be a whole number >= 1 (reference: 30-50); got {steps!r}.")
+    if not (isinstance(shift, int | float) and math.isfinite(shift) and shift > 0):
+        raise SkyReelsInputError(
+            f"shift must be a finite number > 0 (reference: 8.0 T2V, 5.0 I2V and V4); got {shift!r}. "
+            "0 would put every step at the same noise level."
+        )
+    if not (isinstance(denoise, int | float) and 0.0 < denoise <= 1.0):
+        raise SkyReelsInputError(f"denoise must be in (0, 1] (1 = from pure noise); got {denoise!r}.")
+
+
 def flow_grid(steps: int, shift: float, sigma_max: float = SIGMA_MAX, sigma_min: float = SIGMA_MIN) -> torch.Tensor:
     """Inference grid of `FlowUniPCMultistepScheduler.set_timesteps(steps, shift=shift)` in float64 [steps + 1].
 
     Computed like the reference (numpy linspace in float64, then the shift), with the trailing 0 appended.
     """
-    if steps < 1:
-        raise SkyReelsInputError(f"steps must be at least 1, got {steps}.")
-    if not (math.isfinite(shift) and shift > 0):
-        raise SkyReelsInputError(f"shift must be a positive number (reference: 8.0 T2V, 5.0 I2V); got {shift}.")
+    check_schedule(steps, shift)
     sigmas = shift_sigmas(np.linspace(sigma_max, sigma_min, steps + 1)[:-1], float(shift))
     return torch.from_numpy(np.concatenate([sigmas, [0.0]]))
 
@@ -107,8 +121,7 @@ class FlowSchedule:
 
     @classmethod
     def for_steps(cls, steps: int, shift: float, denoise: float = 1.0) -> FlowSchedule:
-        if not 0.0 < denoise <= 1.0:
-            raise SkyReelsInputError(f"denoise must be in (0, 1], got {denoise}.")
+        check_schedule(steps, shift, denoise)
         total, first = denoise_start_index(steps, denoise)
         return cls(flow_grid(total, shift), first)
 

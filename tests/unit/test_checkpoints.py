@@ -273,7 +273,11 @@ def test_detect_kind_special_cases():
 def test_wrong_kind_message_says_what_and_where():
     msg = wrong_kind_message("/x/wan_2.1_vae.safetensors", "wan_vae", "wan_dit")
     assert msg.startswith("wan_2.1_vae.safetensors: this file looks like a video VAE (Wan2.1 VAE)")
-    assert "not a video diffusion model" in msg and "SkyReels VAE loader" in msg
+    assert "not a video diffusion model" in msg and msg.endswith("load it with SkyReels VAE Loader.")
+    # every hint names a node that exists (display names), never "SkyReels AV Model loader"
+    assert "SkyReels V4 Model Loader" in wrong_kind_message("a", "av_dit", "wan_dit")
+    assert "SkyReels V4 Audio Codec Loader (as vocoder_name)" in wrong_kind_message("a", "bigvgan", "wan_vae")
+    assert "SkyReels V4 Audio Codec Loader (as vae_name)" in wrong_kind_message("a", "mmaudio_vae", "wan_vae")
 
 
 # ------------------------------------------------------------------ bad files
@@ -312,8 +316,8 @@ def test_missing_file_and_incomplete_shards(tiny, tmp_path):
         load_dit(folder / "diffusion_pytorch_model-00001-of-00002.safetensors")
 
 
-@pytest.mark.parametrize("case, loader", [("P2_vae", "SkyReels VAE loader"), ("P5_t5", "Text Encoder loader"),
-                                          ("P7_bigvgan_v2_44k_tiny", "vocoder")])
+@pytest.mark.parametrize("case, loader", [("P2_vae", "SkyReels VAE Loader"), ("P5_t5", "Text Encoder Loader"),
+                                          ("P7_bigvgan_v2_44k_tiny", "vocoder_name")])
 def test_other_model_kind_picked_as_dit(tmp_path, case, loader):
     path = tmp_path / f"{case}.safetensors"
     shutil.copy(GOLDEN / case / "weights.safetensors", path)

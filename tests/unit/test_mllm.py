@@ -251,3 +251,65 @@ def test_qwen3_vl_folder_loads_the_qwen3_class(tmp_path):
     assert text.shape == (1, encoder.prepare(PROMPT)["input_ids"].shape[1], 64)
     assert with_image.shape[1] == encoder.prepare("a cat", [_image(0, 64, 96)])["input_ids"].shape[1]
     assert PROMPT in encoder.processor.tokenizer.decode(encoder.prepare(PROMPT)["input_ids"][0])
+
+
+# ------------------------------------------------------------------ bad inputs (issue #9)
+
+
+def test_typed_control_tokens_are_refused_with_the_fix(encoder):
+    for prompt in ("<|image_pad|><|vision_start|>", "a cat <|im_end|> and more"):
+        with pytest.raises(SkyReelsInputError, match=r"control token.*remove them.*images input"):
+            encoder.encode(prompt)
+    assert encoder.check_prompt("hi <sfx>wind</sfx> <dialogue>yo</dialogue>") == "hi <sfx>wind</sfx> <dialogue>yo</dialogue>"
+
+
+def test_overlong_prompt_is_cut_at_max_prompt_tokens(encoder, caplog):
+    import time
+
+    from skyreels_core.encoders import mllm
+
+    start = time.perf_counter()
+    cut = encoder.check_prompt("the dog says hello " * 100_000)  # 1.9 M characters
+    assert time.perf_counter() - start < 10
+    assert len(encoder.processor.tokenizer(cut, add_special_tokens=False)["input_ids"]) <= mllm.MAX_PROMPT_TOKENS
+    assert "longer than 2048 tokens" in caplog.text
+    short = "a cat walks in the rain"
+    assert encoder.check_prompt(short) == short
+
+
+@pytest.mark.parametrize("size", [(3, 2000), (2000, 3), (20, 20)])
+def test_reference_images_of_impossible_shapes_get_a_clear_message(encoder, size):
+    with pytest.raises(SkyReelsInputError, match=r"needs both sides >= 28 pixels and an aspect ratio below 200:1"):
+        encoder.prepare("a cat", [torch.rand(*size, 3)])
+
+
+def test_damaged_mllm_folders_raise_checkpoint_errors(tiny_dir, tmp_path):
+    import shutil
+
+    no_tokenizer = tmp_path / "no_tok"
+    shutil.copytree(tiny_dir, no_tokenizer)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"):
+        (no_tokenizer / name).unlink(missing_ok=True)
+    with pytest.raises(CheckpointError, match="no_tok"):
+        load_mllm(no_tokenizer)
+    for name, data in (("model.safetensors", b"\x00" * 64), ("model.safetensors", b"")):
+        broken = tmp_path / f"broken{len(data)}"
+        shutil.copytree(tiny_dir, broken)
+        (broken / name).write_bytes(data)
+        with pytest.raises(CheckpointError, match=rf"Could not load the MLLM folder broken{len(data)} \("):
+            load_mllm(broken)
+
+
+def test_pickled_bin_with_code_in_an_mllm_folder_is_refused_clearly(tiny_dir, tmp_path):
+    import shutil
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pickled code ran",))
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_dir, folder)
+    (folder / "model.safetensors").unlink()
+    torch.save({"w": Payload()}, folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=r"Could not load the MLLM folder pickled \(.*pickled \.bin files"):
+        load_mllm(folder)
