@@ -33,6 +33,12 @@ else:
         SkyReelsVAELoader,
     )
     from .nodes.sampler import SkyReelsSampler
+    from .nodes.v3 import (
+        SkyReelsV3ExtendVideo,
+        SkyReelsV3ReferenceToVideo,
+        SkyReelsV3ShotPrompt,
+        SkyReelsV3ShotSwitch,
+    )
     from .nodes.v4 import (
         SkyReelsV4Decode,
         SkyReelsV4EmptyAVLatent,
@@ -57,6 +63,10 @@ else:
         "SkyReelsSampler": SkyReelsSampler,
         "SkyReelsVAEDecode": SkyReelsVAEDecode,
         "SkyReelsDFSampler": SkyReelsDFSampler,
+        "SkyReelsV3ReferenceToVideo": SkyReelsV3ReferenceToVideo,
+        "SkyReelsV3ExtendVideo": SkyReelsV3ExtendVideo,
+        "SkyReelsV3ShotPrompt": SkyReelsV3ShotPrompt,
+        "SkyReelsV3ShotSwitch": SkyReelsV3ShotSwitch,
         "SkyReelsV4ModelLoader": SkyReelsV4ModelLoader,
         "SkyReelsV4AudioCodecLoader": SkyReelsV4AudioCodecLoader,
         "SkyReelsV4TextEncoderLoader": SkyReelsV4TextEncoderLoader,

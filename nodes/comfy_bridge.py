@@ -197,11 +197,12 @@ def manage(module: torch.nn.Module, role: str, file: str, runner=None) -> Manage
     return ManagedModel(patcher=patcher, runner=module if runner is None else runner, file=file)
 
 
-def load_for_use(managed: ManagedModel) -> torch.device:
-    """Ask ComfyUI to put this network on its load device (evicting others if memory is short)."""
+def load_for_use(managed: ManagedModel, *more: ManagedModel) -> torch.device:
+    """Ask ComfyUI to put these networks on their load devices, together (evicting others if memory is short);
+    returns the first one's device. Pass every network a node uses in turn (e.g. DiT + VAE, chunk by chunk)."""
     import comfy.model_management as mm
 
-    mm.load_models_gpu([managed.patcher])
+    mm.load_models_gpu([m.patcher for m in (managed, *more)])
     return managed.patcher.load_device
 
 

@@ -30,8 +30,8 @@ from .video import check_guidance
 
 __all__ = [
     "ASPECT_RATIO_CONFIG", "FPS", "SHOT_CONDITION_FRAMES", "SHOT_TAGS", "ContextFramesDenoiser", "PrefixSchedule",
-    "bucket_size", "check_v3_model", "encode_references", "extend_video", "extension_chunks", "extension_frames",
-    "reference_to_video",
+    "bucket_size", "check_extension", "check_reference_to_video", "check_shot_switch", "check_v3_model",
+    "encode_references", "extend_video", "extension_chunks", "extension_frames", "reference_to_video",
     "sample_extension_chunk", "sample_reference_to_video", "sample_shot_switch", "shot_prompt", "switch_shot",
 ]
 
@@ -107,13 +107,13 @@ def check_v3_model(model, recipe: str) -> None:
 
 
 def shot_prompt(prompt: str, shot_type: str | None) -> str:
-    """The prompt with the shot-type tag in front ("cut_in" -> "[ZOOM_IN_CUT] ..."); None or "custom": unchanged
-    (the user types a tag). Undocumented types (see UNDOCUMENTED_SHOT_TAGS) are guesses of the tag string."""
-    if shot_type in (None, "", "custom"):
+    """The prompt with the shot-type tag in front ("cut_in" -> "[ZOOM_IN_CUT] ..."); None, "none" or "custom":
+    unchanged (the user types a tag). Undocumented types (see UNDOCUMENTED_SHOT_TAGS) are guesses of the tag string."""
+    if shot_type in (None, "", "none", "custom"):
         return prompt
     tags = {**SHOT_TAGS, **UNDOCUMENTED_SHOT_TAGS}
     if shot_type not in tags:
-        raise SkyReelsInputError(f"shot_type must be one of {', '.join(tags)} or 'custom'; got {shot_type!r}.")
+        raise SkyReelsInputError(f"shot_type must be one of {', '.join(tags)}, 'none' or 'custom'; got {shot_type!r}.")
     return f"{tags[shot_type]} {prompt}"
 
 
@@ -200,22 +200,35 @@ def encode_references(vae, images: Sequence[torch.Tensor], height: int, width: i
 
 
 def _check_references(images) -> list[torch.Tensor]:
+    """1-4 IMAGEs -> one [1, H, W, 3] per reference. A batch [N, H, W, 3] counts as N references; references of
+    different sizes are fine (each is fitted and padded on its own); None entries (unconnected inputs) are skipped."""
     if isinstance(images, torch.Tensor):
         images = [images]
-    images = [im for im in images if im is not None]
+    images = [check_image(im, f"reference image {i + 1}") for i, im in enumerate(images) if im is not None]
+    images = [frame[None] for im in images for frame in im]
     if not 1 <= len(images) <= MAX_REFERENCES:
         raise SkyReelsInputError(
-            f"Reference-to-video takes 1 to {MAX_REFERENCES} reference images; got {len(images)}. "
-            f"Combine subjects into fewer images or drop some."
+            f"Reference-to-video takes 1 to {MAX_REFERENCES} reference images; got {len(images)} (a batch of N "
+            f"images counts as N). Combine subjects into fewer images or drop some."
         )
-    return [check_image(im, f"reference image {i + 1}") for i, im in enumerate(images)]
+    return images
+
+
+def check_reference_to_video(model, images, *, duration: int = 5, resolution: str = "720P",
+                             width: int | None = None, height: int | None = None
+                             ) -> tuple[list[torch.Tensor], int, int]:
+    """Every R2V input, checked before any VAE or model call: (references [1, H, W, 3] each, height, width)."""
+    check_v3_model(model, "Reference-to-video")
+    images = _check_references(images)
+    _check_duration(duration, (1, 30), "Reference-to-video", True)
+    return (images, *_output_size(images[0], resolution, height, width))
 
 
 @torch.no_grad()
 def sample_reference_to_video(model, references: torch.Tensor, *, positive: torch.Tensor,
                               negative: torch.Tensor | None = None, frames: int, steps: int = R2V_STEPS,
                               shift: float = R2V_SHIFT, text_cfg: float = 1.0, image_cfg: float = 1.0, seed: int = 0,
-                              callback: StepCallback | None = None) -> torch.Tensor:
+                              solver: str = "unipc", callback: StepCallback | None = None) -> torch.Tensor:
     """references [1, 16, 4, h, w] -> the video latent [1, 16, (frames-1)/4+1, h, w] (references not returned).
 
     Default: 8 steps, shift 5 on diffusers' flow grid, one model call per step (text_cfg 1). text_cfg > 1 with
@@ -229,26 +242,26 @@ def sample_reference_to_video(model, references: torch.Tensor, *, positive: torc
     context = {"cond": references, "uncond": torch.zeros_like(references)}
     denoiser = ContextFramesDenoiser(model, positive, negative, DualCFG(text_cfg, image_cfg), context)
     x = seeded_noise(shape, seed).to(_device(model))
-    return sample(denoiser, x, FlowSchedule(diffusers_flow_grid(steps, shift)), "unipc", callback).cpu()
+    return sample(denoiser, x, FlowSchedule(diffusers_flow_grid(steps, shift)), solver, callback).cpu()
 
 
 @torch.no_grad()
 def reference_to_video(model, vae, images: Sequence[torch.Tensor], *, positive: torch.Tensor,
                        negative: torch.Tensor | None = None, duration: int = 5, resolution: str = "720P",
-                       width: int | None = None, height: int | None = None, seed: int = 0, **kwargs) -> torch.Tensor:
+                       width: int | None = None, height: int | None = None, seed: int = 0, decode: bool = True,
+                       **kwargs) -> torch.Tensor:
     """SkyReels-V3 R2V: 1-4 reference IMAGEs + text -> IMAGE frames [duration*24+1, H, W, 3] at 24 fps.
 
     Size: the bucket of the first reference's aspect ratio at `resolution`, or an explicit width and height.
-    kwargs: steps, shift, text_cfg, image_cfg, callback (see `sample_reference_to_video`).
+    decode False: return the normalised video latent [1, 16, duration*6+1, H/8, W/8] instead (vae.decode gives
+    the frames). kwargs: steps, shift, text_cfg, image_cfg, solver, callback (see `sample_reference_to_video`).
     """
-    check_v3_model(model, "Reference-to-video")
-    images = _check_references(images)
-    duration = _check_duration(duration, (1, 30), "Reference-to-video", True)
-    height, width = _output_size(images[0], resolution, height, width)
+    images, height, width = check_reference_to_video(model, images, duration=duration, resolution=resolution,
+                                                     width=width, height=height)
     references = encode_references(vae, images, height, width)
     latent = sample_reference_to_video(model, references, positive=positive, negative=negative,
                                        frames=duration * FPS + 1, seed=seed, **kwargs)
-    return _to_image(vae.decode(latent))
+    return _to_image(vae.decode(latent)) if decode else latent
 
 
 # single-shot extension
@@ -295,51 +308,79 @@ class PrefixSchedule:
 @torch.no_grad()
 def sample_extension_chunk(model, prefix: torch.Tensor, noisy_frames: int, *, positive: torch.Tensor,
                            negative: torch.Tensor | None = None, steps: int = V2V_STEPS, shift: float = V2V_SHIFT,
-                           cfg: float = 1.0, seed: int = 0, callback: StepCallback | None = None) -> torch.Tensor:
+                           cfg: float = 1.0, seed: int = 0, solver: str = "unipc",
+                           callback: StepCallback | None = None) -> torch.Tensor:
     """prefix [1, 16, P, h, w] clean latents -> [1, 16, P + noisy_frames, h, w] with the prefix unchanged."""
     check_v3_model(model, "Video extension")
     check_guidance(cfg=cfg)
     noise = seeded_noise((1, prefix.shape[1], noisy_frames, *prefix.shape[3:]), seed)
     x = torch.cat([prefix.float().cpu(), noise], dim=2).to(_device(model))
     schedule = PrefixSchedule(flow_grid(steps, shift), prefix.shape[2], x.shape[2])
-    return sample(WanDenoiser(model, positive, negative, CFG(cfg)), x, schedule, "unipc", callback).cpu()
+    return sample(WanDenoiser(model, positive, negative, CFG(cfg)), x, schedule, solver, callback).cpu()
 
 
-def _clip_pixels(clip, frames: int, what: str, resolution: str, height, width) -> torch.Tensor:
-    """The last `frames` frames of an IMAGE clip as VAE video [1, 3, frames, H, W] at the bucket / explicit size.
-    Fitted by centre crop + resize (the pack's one fit; the reference stretches with nearest-neighbour)."""
+def _clip_size(clip, frames: int, what: str, resolution: str, height, width) -> tuple[int, int]:
+    """(height, width) of the output for an IMAGE clip of at least `frames` frames (bucket or explicit size)."""
     clip = check_image(clip, what)
     if clip.shape[0] < frames:
         raise SkyReelsInputError(
             f"{what} has {clip.shape[0]} frames; this mode uses its last {frames} frames as the condition. "
             f"Give a clip of at least {frames} frames."
         )
-    height, width = _output_size(clip, resolution, height, width)
-    return pixels_to_video(fit_crop(clip[-frames:], height, width))
+    return _output_size(clip, resolution, height, width)
+
+
+def _clip_pixels(clip, frames: int, what: str, resolution: str, height, width) -> torch.Tensor:
+    """The last `frames` frames of an IMAGE clip as VAE video [1, 3, frames, H, W] at the bucket / explicit size.
+    Fitted by centre crop + resize (the pack's one fit; the reference stretches with nearest-neighbour)."""
+    height, width = _clip_size(clip, frames, what, resolution, height, width)
+    return pixels_to_video(fit_crop(check_image(clip, what)[-frames:], height, width))
+
+
+def check_extension(model, clip, *, duration: int = 5, resolution: str = "720P", width: int | None = None,
+                    height: int | None = None) -> list[int]:
+    """Every extension input, checked before any VAE or model call: the noisy latent frames of each chunk."""
+    check_v3_model(model, "Video extension")
+    _check_duration(duration, EXTENSION_SECONDS, "Video extension", True)
+    _clip_size(clip, PREFIX_FRAMES, "The clip to extend", resolution, height, width)
+    return extension_chunks(duration)
+
+
+def _chunk_callback(callback: StepCallback | None, chunk: int, chunks: int) -> StepCallback | None:
+    """A chunk's callback(step, total, x0) -> callback(done, total over all chunks, x0)."""
+    if callback is None:
+        return None
+    return lambda step, total, x0: callback(chunk * total + step, chunks * total, x0)
 
 
 @torch.no_grad()
 def extend_video(model, vae, clip: torch.Tensor, *, positive: torch.Tensor, negative: torch.Tensor | None = None,
                  duration: int = 5, resolution: str = "720P", width: int | None = None, height: int | None = None,
-                 seed: int = 0, **kwargs) -> torch.Tensor:
+                 seed: int = 0, keep_input: bool = False, callback: StepCallback | None = None,
+                 **kwargs) -> torch.Tensor:
     """SkyReels-V3 single-shot extension: IMAGE clip [N >= 25, H, W, 3] -> the NEW frames only (IMAGE, 24 fps).
 
     Chunks of ~5 s (`extension_chunks`; 5 s -> 132 frames): each starts from the last 25 frames so far, encoded
     to 7 clean latents (re-encoded from the decoded pixels, as the reference), with the same seed every chunk.
-    kwargs: steps, shift, cfg, callback (see `sample_extension_chunk`).
+    keep_input: return the whole clip (fitted to the output size) followed by the new frames.
+    callback(done, total, x0) counts the steps of all chunks (chunk k of n covers (k-1)*steps+1 .. k*steps).
+    kwargs: steps, shift, cfg, solver (see `sample_extension_chunk`).
     """
-    check_v3_model(model, "Video extension")
-    duration = _check_duration(duration, EXTENSION_SECONDS, "Video extension", True)
+    chunks = check_extension(model, clip, duration=duration, resolution=resolution, width=width, height=height)
     pixels = _clip_pixels(clip, PREFIX_FRAMES, "The clip to extend", resolution, height, width)
     new = []
-    for noisy in extension_chunks(duration):
+    for k, noisy in enumerate(chunks):
         prefix = vae.encode(pixels)
         latent = sample_extension_chunk(model, prefix, noisy, positive=positive, negative=negative, seed=seed,
-                                        **kwargs)
+                                        callback=_chunk_callback(callback, k, len(chunks)), **kwargs)
         video = vae.decode(latent)
         new.append(video[:, :, PREFIX_FRAMES:])
         pixels = video[:, :, -PREFIX_FRAMES:]
-    return _to_image(torch.cat(new, dim=2))
+    frames = _to_image(torch.cat(new, dim=2))
+    if keep_input:
+        height, width = frames.shape[1:3]
+        frames = torch.cat([_to_image(pixels_to_video(fit_crop(check_image(clip, "clip"), height, width))), frames])
+    return frames
 
 
 # shot switching
@@ -348,7 +389,8 @@ def extend_video(model, vae, clip: torch.Tensor, *, positive: torch.Tensor, nega
 @torch.no_grad()
 def sample_shot_switch(model, condition: torch.Tensor, frames: int, *, positive: torch.Tensor,
                        negative: torch.Tensor | None = None, steps: int = V2V_STEPS, shift: float = V2V_SHIFT,
-                       cfg: float = 1.0, seed: int = 0, callback: StepCallback | None = None) -> torch.Tensor:
+                       cfg: float = 1.0, seed: int = 0, solver: str = "unipc",
+                       callback: StepCallback | None = None) -> torch.Tensor:
     """condition [1, 16, K, h, w] (the end of the previous shot) -> the new shot's latent [1, 16, (frames-1)/4+1, h, w].
 
     The condition frames follow the noisy ones at RoPE positions 1024.. with t = 0 and are not returned.
@@ -359,7 +401,7 @@ def sample_shot_switch(model, condition: torch.Tensor, frames: int, *, positive:
     denoiser = ContextFramesDenoiser(model, positive, negative, CFG(cfg), {"cond": condition}, clean_time=True,
                                      position_start=SHOT_POSITION_START)
     x = seeded_noise(shape, seed).to(_device(model))
-    return sample(denoiser, x, FlowSchedule(flow_grid(steps, shift)), "unipc", callback).cpu()
+    return sample(denoiser, x, FlowSchedule(flow_grid(steps, shift)), solver, callback).cpu()
 
 
 @torch.no_grad()
@@ -369,15 +411,22 @@ def switch_shot(model, vae, clip: torch.Tensor, *, positive: torch.Tensor, negat
     """SkyReels-V3 shot switching: IMAGE clip -> the next shot, IMAGE [duration*24+1, H, W, 3] at 24 fps.
 
     duration 2-5 s; condition = the clip's last 9/17/25/33 frames. Put the shot type in the prompt
-    (`shot_prompt`). kwargs: steps, shift, cfg, callback (see `sample_shot_switch`).
+    (`shot_prompt`). kwargs: steps, shift, cfg, solver, callback (see `sample_shot_switch`).
     """
-    check_v3_model(model, "Shot switching")
-    duration = _check_duration(duration, tuple(SHOT_CONDITION_FRAMES), "Shot switching", False)
+    check_shot_switch(model, clip, duration=duration, resolution=resolution, width=width, height=height)
     pixels = _clip_pixels(clip, SHOT_CONDITION_FRAMES[duration], "The clip before the cut", resolution, height, width)
     condition = vae.encode(pixels)
     latent = sample_shot_switch(model, condition, duration * FPS + 1, positive=positive, negative=negative,
                                 seed=seed, **kwargs)
     return _to_image(vae.decode(latent))
+
+
+def check_shot_switch(model, clip, *, duration: int = 5, resolution: str = "720P", width: int | None = None,
+                      height: int | None = None) -> tuple[int, int]:
+    """Every shot-switch input, checked before any VAE or model call: the output (height, width)."""
+    check_v3_model(model, "Shot switching")
+    duration = _check_duration(duration, tuple(SHOT_CONDITION_FRAMES), "Shot switching", False)
+    return _clip_size(clip, SHOT_CONDITION_FRAMES[duration], "The clip before the cut", resolution, height, width)
 
 
 def extension_frames(duration: int) -> int:

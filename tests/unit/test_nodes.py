@@ -26,6 +26,8 @@ PACK = "comfyui_skyreels_under_test"
 HOST_COMFY = Path(os.environ.get("SKYREELS_TESTHOST") or Path.home() / ".cache" / "skyreels-testhost") / "ComfyUI"
 
 # Widgets are stored by position in saved workflows: this order is a contract. Add new inputs at the end only.
+# One entry per registered node, in registration order (test_mappings_are_literal_and_match_schemas checks both);
+# test_nodes_df.py, test_nodes_v3.py and test_nodes_v4.py read their nodes' entries from here.
 WIDGETS = {
     "SkyReelsModelLoader": ["model_name", "weight_dtype", "attention"],
     "SkyReelsVAELoader": ["vae_name"],
@@ -37,6 +39,27 @@ WIDGETS = {
     "SkyReelsImageToVideo": ["width", "height", "frames"],
     "SkyReelsSampler": ["seed", "steps", "cfg", "shift", "scheduler", "denoise"],
     "SkyReelsVAEDecode": ["tile_size", "tile_overlap"],
+    "SkyReelsDFSampler": ["width", "height", "num_frames", "seed", "steps", "cfg", "shift", "scheduler",
+                          "base_num_frames", "overlap_history", "ar_step", "causal_block_size", "addnoise_condition",
+                          "fps", "color_match"],
+    "SkyReelsV3ReferenceToVideo": ["resolution", "width", "height", "duration", "seed", "steps", "shift", "guidance",
+                                   "image_guidance", "scheduler"],
+    "SkyReelsV3ExtendVideo": ["resolution", "width", "height", "duration", "seed", "steps", "shift", "cfg",
+                              "scheduler", "keep_input"],
+    "SkyReelsV3ShotPrompt": ["prompt", "shot_type"],
+    "SkyReelsV3ShotSwitch": ["resolution", "width", "height", "duration", "seed", "steps", "shift", "cfg",
+                             "scheduler"],
+    "SkyReelsV4ModelLoader": ["model_name", "weight_dtype", "attention"],
+    "SkyReelsV4AudioCodecLoader": ["vae_name", "vocoder_name"],
+    "SkyReelsV4TextEncoderLoader": ["mllm_name", "layers"],
+    "SkyReelsV4TextEncode": ["prompt", "negative"],
+    "SkyReelsV4EmptyAVLatent": ["width", "height", "frames", "fps", "batch"],
+    "SkyReelsV4TaskCondition": ["task", "extend_frames"],
+    "SkyReelsV4References": [],
+    "SkyReelsV4Sampler": ["seed", "steps", "video_cfg", "audio_cfg", "sync_scale", "shift", "scheduler"],
+    "SkyReelsV4Decode": ["tile_size", "tile_overlap"],
+    "SkyReelsV4AudioEncode": [],
+    "SkyReelsV4AudioDecode": [],
 }
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "COMBO", "BOOLEAN")
 CORE_TYPES = WIDGET_TYPES + ("IMAGE", "MASK", "LATENT", "AUDIO", "VIDEO", "CONDITIONING", "MODEL", "VAE")
@@ -251,7 +274,7 @@ def test_mappings_are_literal_and_match_schemas(env):
     display_names = [cls.define_schema().display_name for cls in env.nodes.values()]
     assert len(set(display_names)) == len(display_names)
     assert env.pack.WEB_DIRECTORY == "./web" and (REPO / "web" / "skyreels.js").is_file()
-    assert set(WIDGETS) <= set(env.nodes)
+    assert list(WIDGETS) == list(env.nodes), "every registered node needs a widget snapshot in WIDGETS"
     for node_id, cls in env.nodes.items():
         schema = cls.define_schema()
         assert schema.node_id == node_id and node_id.startswith("SkyReels")
@@ -260,6 +283,8 @@ def test_mappings_are_literal_and_match_schemas(env):
         assert schema.display_name.startswith("SkyReels ")
         for item in schema.inputs:
             assert item.tooltip, f"{node_id}.{item.id} has no tooltip"
+        if hasattr(cls, "GET_SCHEMA"):  # the real V3 schema: what ComfyUI validates when it registers the node
+            cls.GET_SCHEMA()
     node_list = asyncio.run(asyncio.run(env.pack.comfy_entrypoint()).get_node_list())
     assert node_list == list(env.nodes.values())
 

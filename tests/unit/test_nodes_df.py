@@ -31,8 +31,7 @@ _cached, _load, _widgets = shared._cached, shared._load, shared._widgets
 env, tiny, tiny_dir, _fresh_logs = shared.env, shared.tiny, shared.tiny_dir, shared._fresh_logs  # fixtures
 
 DF_MODEL = "diffusion_models/skyreels_v2_df_tiny.safetensors"
-DF_WIDGETS = ["width", "height", "num_frames", "seed", "steps", "cfg", "shift", "scheduler", "base_num_frames",
-              "overlap_history", "ar_step", "causal_block_size", "addnoise_condition", "fps", "color_match"]
+DF_WIDGETS = shared.WIDGETS["SkyReelsDFSampler"]  # the saved widget order (one snapshot of every node)
 # 32x32 px -> 4x4 latents; base 9 frames = 3 latents, overlap 5 frames = 2 latents: every window adds 1 latent
 SMALL = dict(width=32, height=32, num_frames=17, seed=3, steps=2, cfg=5.0, shift=5.0, scheduler="unipc",
              base_num_frames=9, overlap_history=5, ar_step=0, causal_block_size=1, addnoise_condition=20, fps=24,

@@ -25,20 +25,9 @@ V4_TINY = ("diffusion_models/skyreels_v4_av_tiny.safetensors", "vae/wan_2.1_vae_
            "text_encoders/qwen2.5_vl_tiny")  # the last one is a Hugging Face folder (the MLLM)
 RATE = 44100
 
-# Widgets are stored by position in saved workflows: this order is a contract. Add new inputs at the end only.
-V4_WIDGETS = {
-    "SkyReelsV4ModelLoader": ["model_name", "weight_dtype", "attention"],
-    "SkyReelsV4AudioCodecLoader": ["vae_name", "vocoder_name"],
-    "SkyReelsV4TextEncoderLoader": ["mllm_name", "layers"],
-    "SkyReelsV4TextEncode": ["prompt", "negative"],
-    "SkyReelsV4EmptyAVLatent": ["width", "height", "frames", "fps", "batch"],
-    "SkyReelsV4TaskCondition": ["task", "extend_frames"],
-    "SkyReelsV4References": [],
-    "SkyReelsV4Sampler": ["seed", "steps", "video_cfg", "audio_cfg", "sync_scale", "shift", "scheduler"],
-    "SkyReelsV4Decode": ["tile_size", "tile_overlap"],
-    "SkyReelsV4AudioEncode": [],
-    "SkyReelsV4AudioDecode": [],
-}
+# Widgets are stored by position in saved workflows: this order is a contract (test_nodes.WIDGETS, one snapshot of
+# every registered node).
+V4_WIDGETS = {node_id: widgets for node_id, widgets in base.WIDGETS.items() if node_id.startswith("SkyReelsV4")}
 
 
 def _with_v4_types(make):

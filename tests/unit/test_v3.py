@@ -399,3 +399,52 @@ def test_v2_i2v_model_rejected(recipe):
 
 def test_vae_class_unchanged_for_wan_files(tiny):
     assert isinstance(load_video_vae(tiny / "vae" / "wan_2.1_vae_tiny.safetensors"), WanVAE)
+
+
+# ---------------------------------------------------------------- what the ComfyUI nodes need from the recipes
+
+
+def test_reference_batches_count_as_references_and_mixed_sizes_are_fine():
+    refs = v3.check_reference_to_video(Recorder(), [_clip(2, 20, 12), None, _clip(1, 16, 32)], duration=1)
+    images, height, width = refs
+    assert [tuple(im.shape) for im in images] == [(1, 20, 12, 3), (1, 20, 12, 3), (1, 16, 32, 3)]
+    assert (height, width) == v3.bucket_size(20, 12)  # the first reference's bucket
+    with pytest.raises(SkyReelsInputError, match="got 5 .a batch of N images counts as N"):
+        v3.check_reference_to_video(Recorder(), [_clip(3), _clip(2)])
+
+
+def test_checks_return_what_the_nodes_size_progress_with():
+    assert v3.check_extension(Recorder(), _clip(25), duration=15, width=16, height=16) == [33, 33, 25]
+    assert v3.check_shot_switch(Recorder(), _clip(17), duration=3) == v3.bucket_size(16, 16)
+    with pytest.raises(SkyReelsInputError, match="Give both width and height"):
+        v3.check_shot_switch(Recorder(), _clip(17), duration=3, width=16)
+
+
+def test_r2v_latent_output_decodes_to_the_frames(r2v, vae, text):
+    kwargs = dict(positive=text, duration=1, width=16, height=16, steps=1, seed=4)
+    latent = v3.reference_to_video(r2v, vae, [_clip(1)], decode=False, **kwargs)
+    assert latent.shape == (1, 16, 7, 2, 2)
+    assert torch.equal(v3._to_image(vae.decode(latent)), v3.reference_to_video(r2v, vae, [_clip(1)], **kwargs))
+
+
+def test_extension_callback_counts_steps_over_all_chunks_and_keeps_input(v2v, vae, text):
+    seen = []
+    frames = v3.extend_video(v2v, vae, _clip(30), positive=text, duration=7, width=16, height=16, steps=2,
+                             solver="euler", keep_input=True, callback=lambda s, n, x0: seen.append((s, n)))
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]  # 7 s = 2 chunks x 2 steps
+    assert frames.shape == (30 + 132 + 36, 16, 16, 3)
+    assert torch.allclose(frames[:30], _clip(30), atol=1e-6)  # the clip first (already at the output size)
+
+
+def test_solver_reaches_the_loop():
+    model = Recorder()
+    refs = torch.randn(1, 16, 4, 4, 4)
+    a = v3.sample_reference_to_video(model, refs, positive=torch.zeros(1, 3, 64), frames=5, steps=3)
+    b = v3.sample_reference_to_video(model, refs, positive=torch.zeros(1, 3, 64), frames=5, steps=3, solver="euler")
+    assert not torch.equal(a, b)
+    with pytest.raises(SkyReelsInputError, match="Unknown solver"):
+        v3.sample_shot_switch(model, refs, 5, positive=torch.zeros(1, 3, 64), steps=1, solver="dpm")
+
+
+def test_shot_prompt_none_is_unchanged():
+    assert v3.shot_prompt("a man", "none") == "a man"
