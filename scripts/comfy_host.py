@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import setup_test_host as setup  # noqa: E402
+from templates import workflow_path  # noqa: E402, F401  (template id or title -> workflows/<title>.json)
 
 LOG = logging.getLogger("comfy_host")
 REPO = setup.REPO

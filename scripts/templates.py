@@ -88,33 +88,49 @@ INPUT_WIDGETS = {"LoadImage": 0, "LoadImageMask": 0, "LoadVideo": 0, "LoadAudio"
 
 @dataclass(frozen=True)
 class Template:
-    name: str  # workflows/<name>.json and <name>.jpg
+    """One shipped template. Its file is workflows/<title>.json (+ <title>.jpg): for a custom pack's templates the
+    frontend (1.32.9 to 1.58.1) shows the file name as the title and, with '-'/'_' as spaces, as the description,
+    and reads no index or metadata file, so the file name is the title. `name` is the short id tests use."""
+
+    name: str
     title: str
-    description: str
+    description: str  # README table
+
+    @property
+    def path(self) -> Path:
+        return WORKFLOWS / f"{self.title}.json"
 
 
 # in the order a user meets them (README table, thumbnails script)
 TEMPLATES = (
-    Template("skyreels_v2_t2v", "SkyReels-V2 text to video",
+    Template("skyreels_v2_t2v", "SkyReels-V2 Text to Video",
              "A prompt -> a 960x544, 97-frame (4 s) clip at 24 fps; cfg 6, shift 8, 30 steps."),
-    Template("skyreels_v2_i2v", "SkyReels-V2 image to video",
+    Template("skyreels_v2_i2v", "SkyReels-V2 Image to Video",
              "A start image (+ CLIP vision) -> a 960x544, 97-frame clip; cfg 5, shift 5."),
-    Template("skyreels_v2_df_long_t2v", "SkyReels-V2 long video (diffusion forcing)",
-             "A prompt -> a 257-frame (10.7 s) video in overlapping 97-frame windows, with colour match."),
-    Template("skyreels_v2_df_i2v", "SkyReels-V2 DF image to video",
+    Template("skyreels_v2_df_long_t2v", "SkyReels-V2 DF Long Video",
+             "Diffusion forcing: a prompt -> a 257-frame (10.7 s) video in overlapping 97-frame windows."),
+    Template("skyreels_v2_df_i2v", "SkyReels-V2 DF Image to Long Video",
              "Diffusion forcing from a start image (Load Image -> start_image)."),
-    Template("skyreels_v2_df_extend", "SkyReels-V2 DF extend a clip",
+    Template("skyreels_v2_df_extend", "SkyReels-V2 DF Extend a Clip",
              "Continue a clip: Load Video -> Get Video Components -> extend_video (width/height = the clip's)."),
-    Template("skyreels_v4_t2av", "SkyReels-V4 text to video + audio",
+    Template("skyreels_v4_t2av", "SkyReels-V4 Text to Video and Audio",
              "One prompt with <dialogue>/<sfx>/<bgm> tags -> video with a 44.1 kHz soundtrack."),
-    Template("skyreels_v4_i2av", "SkyReels-V4 image to video + audio", "A first frame -> video + audio."),
-    Template("skyreels_v4_references", "SkyReels-V4 references -> video + audio",
+    Template("skyreels_v4_i2av", "SkyReels-V4 Image to Video and Audio", "A first frame -> video + audio."),
+    Template("skyreels_v4_references", "SkyReels-V4 References to Video and Audio",
              "A reference image and a voice steer the result (never copied into it)."),
-    Template("skyreels_v4_extend", "SkyReels-V4 extend a clip",
+    Template("skyreels_v4_extend", "SkyReels-V4 Extend a Clip",
              "Continue a clip with sound; size and fps follow the clip."),
-    Template("skyreels_v4_inpaint_edit", "SkyReels-V4 inpaint / edit",
+    Template("skyreels_v4_inpaint_edit", "SkyReels-V4 Inpaint and Edit",
              "Regenerate the white region of a mask in a clip; fresh audio."),
 )
+BY_NAME = {t.name: t for t in TEMPLATES}
+
+
+def workflow_path(name: str) -> Path:
+    """workflows/<file>.json of a template id (skyreels_v2_t2v), a title, or a file name with or without .json."""
+    stem = name[:-5] if name.endswith(".json") else name
+    return BY_NAME[stem].path if stem in BY_NAME else WORKFLOWS / f"{stem}.json"
+
 
 NOTE_V4_TITLE = "SkyReels-V4 weights: not released"
 NOTE_V4_WEIGHTS = (
@@ -196,7 +212,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     changed = []
     for t in TEMPLATES:
-        path = WORKFLOWS / f"{t.name}.json"
+        path = t.path
         text = path.read_text()
         new = dumps(apply(json.loads(text)), text)
         if new != text:
