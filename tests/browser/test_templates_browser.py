@@ -10,19 +10,16 @@ import copy
 import json
 import re
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
+from comfy_host import workflow_path
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "workflows"
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 MISSING_MODELS = re.compile(r"missing models|models were not found", re.I)
 
-CARDS_JS = r"""
-() => [...document.querySelectorAll('[role=dialog] img')].map(img => ({
-  src: img.getAttribute('src') || '', loaded: img.complete && img.naturalWidth > 0,
-  text: (img.closest('[data-testid], .p-card, [class*=card]') || img.parentElement).innerText || ''}))
-"""
 
 
 def missing_models_dialog(comfy_page) -> str | None:
@@ -38,7 +35,7 @@ def test_template_loads_without_missing_nodes_or_models(name, comfy_page):
 
 
 def test_a_missing_model_is_offered_for_download(comfy_page):
-    workflow = json.loads((WORKFLOWS / "skyreels_v2_t2v.json").read_text())
+    workflow = json.loads(workflow_path("skyreels_v2_t2v").read_text())
     original = copy.deepcopy(workflow)
     vae = next(n for n in workflow["nodes"] if n["type"] == "SkyReelsVAELoader")
     url = vae["properties"]["models"][0]["url"]
@@ -58,20 +55,36 @@ def test_a_missing_model_is_offered_for_download(comfy_page):
 
 
 def test_template_browser_lists_the_templates_with_thumbnails(comfy_page, comfy_client):
-    comfy_page.page.set_viewport_size({"width": 1600, "height": 2000})  # every card on screen (they load lazily)
+    page = comfy_page.page
+    page.set_viewport_size({"width": 1600, "height": 1000})
     listing = comfy_client.workflow_templates()
     (module,) = [m for m, names in listing.items() if set(names) == set(NAMES)]
+    served: dict[str, int] = {}  # thumbnail file -> HTTP status (the cards show them as blob: URLs)
+    prefix = f"/api/workflow_templates/{module}/"
+
+    def on_response(response):
+        path = unquote(urlparse(response.url).path)
+        if path.startswith(prefix) and path.endswith(".jpg"):
+            served[path[len(prefix):]] = response.status
+
+    page.on("response", on_response)
     comfy_page.evaluate("() => app.extensionManager.command.execute('Comfy.BrowseTemplates')")
-    dialog = comfy_page.page.locator("[role=dialog]").first
+    dialog = page.locator("[role=dialog]").first
     dialog.wait_for(state="visible", timeout=30_000)
-    comfy_page.page.get_by_text(module, exact=True).first.click()  # the pack's category in the left nav
-    comfy_page.page.wait_for_function(
-        "(n) => [...document.querySelectorAll('[role=dialog] img')].filter(i => i.src.includes('/workflow_templates/"
-        + module + "/') && i.complete && i.naturalWidth > 0).length >= n", arg=len(NAMES), timeout=30_000)
-    comfy_page.page.wait_for_timeout(500)
+    page.get_by_text(module, exact=True).first.click()  # the pack's category in the left nav
+    for name in NAMES:  # the card title is the file name; a thumbnail loads when its card scrolls into view
+        title = dialog.get_by_text(name, exact=True).first
+        title.wait_for(state="visible", timeout=30_000)
+        title.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+    for _ in range(100):
+        if len(served) == len(NAMES):
+            break
+        page.wait_for_timeout(300)
+    assert served == {f"{n}.jpg": 200 for n in NAMES}, served
+    dialog.get_by_text(NAMES[0], exact=True).first.scroll_into_view_if_needed()
+    page.wait_for_function(  # the cards on screen show them (our 640x400 thumbnails, decoded)
+        "() => [...document.querySelectorAll('[role=dialog] img')].filter(i => i.complete && i.naturalWidth === 640)"
+        ".length >= 3", timeout=30_000)
+    page.wait_for_timeout(500)
     comfy_page.screenshot("template_browser")
-    cards = [c for c in comfy_page.evaluate(CARDS_JS) if f"/workflow_templates/{module}/" in c["src"]]
-    shown = sorted(c["src"].rsplit("/", 1)[1] for c in cards if c["loaded"])
-    assert shown == sorted(f"{n}.jpg" for n in NAMES), cards
-    body = dialog.inner_text()
-    assert all(n in body for n in NAMES), body  # frontend 1.32.9 titles a pack's template by its file name
