@@ -53,7 +53,8 @@ def tiny_names(models_dir: Path) -> set[str]:
         for rel in files:
             path = models_dir / rel
             if path.is_file() and path.stat().st_size < 64 * 2**20:
-                names.add(rel.split("/")[1])  # <folder>/<file or sub-folder>/...
+                inside = rel.split("/", 1)[1]  # as listed: a file, or a folder's files and the folder itself
+                names.update({inside, inside.split("/")[0]})
     return names
 
 
