@@ -1,6 +1,6 @@
 # The two README commands:
 #   make test   set up the offline ComfyUI test host, then run every test (unit, golden, e2e, browser)
-#   make demo   set up the host, then run workflows/skyreels_v2_t2v.json in the embedded ComfyUI -> mp4
+#   make demo   set up the host, then run "workflows/SkyReels-V2 Text to Video.json" in the embedded ComfyUI -> mp4
 # The host lives in $(SKYREELS_TESTHOST) (default ~/.cache/skyreels-testhost); set-up is stamped, so re-runs take
 # seconds. Extra pytest arguments: make test PYTEST_ARGS="-k smoke -x".
 

@@ -6,7 +6,8 @@
         srv.base_url, srv.log_text(), srv.output_dir
 
 The server runs from ``<host>/ComfyUI`` with the host venv's python, offline (``--disable-api-nodes``, HF/transformers
-offline env), with its output/input/temp/user folders and its log (``comfy.log``) under ``run_dir``. Models come from
+offline env), with its output/input/temp/user folders and its log (``comfy.log``) under ``run_dir``; the input
+folder starts with the templates' example inputs (workflows/example_inputs/). Models come from
 ``<host>/ComfyUI/models`` (tiny checkpoints from the set-up, or real files a user put there).
 """
 
@@ -29,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import setup_test_host as setup  # noqa: E402
+from templates import workflow_path  # noqa: E402, F401  (template id or title -> workflows/<title>.json)
 
 LOG = logging.getLogger("comfy_host")
 REPO = setup.REPO
@@ -51,6 +53,15 @@ def pack_node_ids() -> list[str]:
 def workflow_files() -> list[Path]:
     """The pack's example workflows (UI format), as ComfyUI's template browser lists them."""
     return sorted((REPO / "workflows").glob("*.json"))
+
+
+EXAMPLE_INPUTS = REPO / "workflows" / "example_inputs"
+
+
+def copy_example_inputs(input_dir: Path) -> list[Path]:
+    """Copy the templates' example inputs (workflows/example_inputs/*) into a ComfyUI input folder."""
+    input_dir.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy(f, input_dir / f.name)) for f in sorted(EXAMPLE_INPUTS.iterdir()) if f.is_file()]
 
 
 def free_port() -> int:
@@ -129,6 +140,7 @@ class ComfyServer:
     def start(self, timeout: float = 180.0) -> ComfyServer:
         for d in (self.output_dir, self.input_dir, self.temp_dir, self.user_dir):
             d.mkdir(parents=True, exist_ok=True)
+        copy_example_inputs(self.input_dir)  # the shipped templates run as they are
         env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                    DO_NOT_TRACK="1", PYTHONDONTWRITEBYTECODE="1")
         env.pop("PYTHONPATH", None)

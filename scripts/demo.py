@@ -1,6 +1,6 @@
 """Run the SkyReels-V2 text-to-video workflow in the embedded ComfyUI and write an mp4 (`make demo`).
 
-    python scripts/demo.py [--workflow workflows/skyreels_v2_t2v.json] [--tiny] [--port 8188] [--serve]
+    python scripts/demo.py [--workflow "workflows/SkyReels-V2 Text to Video.json"] [--tiny] [--port 8188] [--serve]
 
 Starts the test host's ComfyUI (scripts/setup_test_host.py builds it) with this pack, converts the UI workflow to
 API format with the server's /object_info, and queues it on /prompt. Model files: when the models folder holds real
@@ -12,6 +12,7 @@ Prints the mp4 path and the UI URL; with --serve (default when run from a termin
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import sys
@@ -24,7 +25,7 @@ sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
 import comfy_host  # noqa: E402
 
 LOG = logging.getLogger("demo")
-DEFAULT_WORKFLOW = comfy_host.REPO / "workflows" / "skyreels_v2_t2v.json"
+DEFAULT_WORKFLOW = comfy_host.workflow_path("skyreels_v2_t2v")
 MODEL_SUFFIXES = (".safetensors", ".sft", ".pth", ".pt", ".ckpt", ".gguf", ".bin")
 TINY_SIZE = {"width": 160, "height": 96, "frames": 17, "steps": 4}  # keeps the tiny run at seconds on a CPU
 SIZE_NODES = ("SkyReelsEmptyVideoLatent", "SkyReelsImageToVideo")
@@ -40,9 +41,29 @@ def _tokens(name: str) -> set[str]:
     return set(re.split(r"[^a-z0-9]+", Path(name).stem.lower())) - {"tiny", ""}
 
 
-def choose_models(api: dict, object_info: dict, force_tiny: bool) -> bool:
-    """Point each loader's file combo at the closest-named real file (name without "tiny") when one exists, unless
+def tiny_names(models_dir: Path) -> set[str]:
+    """Names (as the loaders list them) of the test host's tiny files, including the tiny copies under real file
+    names (tiny_manifest.json of scripts/make_tiny_checkpoints.py); a file since replaced by a big one is not tiny."""
+    try:
+        manifest = json.loads((models_dir / "tiny_manifest.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    names = set()
+    for files in manifest.get("files", {}).values():
+        for rel in files:
+            path = models_dir / rel
+            if path.is_file() and path.stat().st_size < 64 * 2**20:
+                inside = rel.split("/", 1)[1]  # as listed: a file, or a folder's files and the folder itself
+                names.update({inside, inside.split("/")[0]})
+    return names
+
+
+def choose_models(api: dict, object_info: dict, force_tiny: bool, tiny: set[str] = frozenset()) -> bool:
+    """Point each loader's file combo at the closest-named real file (not a tiny one) when one exists, unless
     force_tiny. Returns True when every model file is a tiny checkpoint."""
+    def is_tiny(name: str) -> bool:
+        return "tiny" in name.lower() or name in tiny
+
     all_tiny = True
     for nid, node in api.items():
         spec = object_info[node["class_type"]]["input"]
@@ -50,7 +71,7 @@ def choose_models(api: dict, object_info: dict, force_tiny: bool) -> bool:
             opts = _combo_options(spec.get("required", {}).get(name) or spec.get("optional", {}).get(name) or [None])
             if not (isinstance(value, str) and value.endswith(MODEL_SUFFIXES) and opts):
                 continue
-            real = [o for o in opts if "tiny" not in o.lower() and o.endswith(MODEL_SUFFIXES)]
+            real = [o for o in opts if not is_tiny(o) and o.endswith(MODEL_SUFFIXES)]
             if real and not force_tiny:
                 node["inputs"][name] = max(real, key=lambda o: (len(_tokens(o) & _tokens(value)), -real.index(o)))
                 all_tiny = False
@@ -91,7 +112,7 @@ def main(argv=None) -> int:
         client = ComfyClient(srv.base_url)
         object_info = client.object_info()
         api = workflow_to_api(load_workflow(args.workflow), object_info)
-        if choose_models(api, object_info, args.tiny) and not args.full_size:
+        if choose_models(api, object_info, args.tiny, tiny_names(srv.models_dir)) and not args.full_size:
             LOG.info("tiny checkpoints: running at %s", TINY_SIZE)
             shrink(api, TINY_SIZE)
 

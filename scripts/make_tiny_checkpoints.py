@@ -9,7 +9,8 @@ would write (sha256 recorded in OUT_DIR/tiny_manifest.json together with TINY_VE
 The registry `TINY_FILES` lists `TinyFile(relative_path, builder)`; a builder returns a state dict (or
 (tensors, metadata)). Another model's tiny file is one line: `TinyFile("vae/x.safetensors", tiny_builders.fn)`,
 with the builder in `scripts/tiny_builders.py`.
-Used by the unit tests (`make_all(tmp_dir)`) and the ComfyUI end-to-end tests.
+Used by the unit tests (`make_all(tmp_dir)`) and the ComfyUI end-to-end tests. The command line also writes
+`REAL_NAMED_FILES`: the same tiny models under the real released file names the shipped templates name.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class TinyFile:
     build: Callable[[], StateDict]
     metadata: dict[str, str] = field(default_factory=dict)
     shards: int = 1
+    wrap: str | None = None  # .pth/.pt: save {wrap: state dict}, as bigvgan_generator.pt ({"generator": ...})
 
 
 # ---------------------------------------------------------------- DiT state dicts
@@ -179,6 +181,7 @@ _QWEN_TEMPLATE = (
 )
 
 
+@functools.cache  # written twice (tiny and real name); the bytes are the same
 def tiny_qwen25_vl_files(hidden_size: int = 32) -> FolderFiles:
     """A tiny random Qwen2.5-VL folder (config, safetensors, byte-level BPE tokenizer, processor) for the V4 text
     encoder, saved with transformers' own save_pretrained. hidden_size 32 = the TINY AV DiT's text_dim (layers -1).
@@ -308,6 +311,23 @@ TINY_FILES: tuple[TinyFile, ...] = (
     TinyFile("text_encoders/qwen2.5_vl_tiny", tiny_qwen25_vl_files),  # a folder: the V4 MLLM text encoder
 )
 
+# The same tiny models under the REAL released file names the shipped templates name (scripts/templates.py),
+# each in that release's key layout and dtype, so the templates run unchanged on the test host. Written by the
+# command line (the test host); make_all() alone writes only TINY_FILES (the unit tests).
+REAL_NAMED_FILES: tuple[TinyFile, ...] = (
+    TinyFile(DM + "Wan2_1-SkyReels-V2-T2V-14B-720P_fp8_e4m3fn.safetensors", _dit("t2v", to_fp8)),
+    TinyFile(DM + "Wan2_1-SkyReels-V2-I2V-14B-540P_fp8_e4m3fn.safetensors", _dit("i2v", to_fp8)),
+    TinyFile(DM + "Wan2_1-SkyReels-V2-DF-1_3B-540P_fp32.safetensors", _dit("df")),
+    TinyFile("vae/wan_2.1_vae.safetensors", tiny_builders.tiny_video_vae_state_dict),
+    TinyFile("text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", _umt5("comfy", scaled_fp8=True)),
+    TinyFile("clip_vision/clip_vision_h.safetensors",
+             functools.partial(tiny_builders.tiny_clip_vision_state_dict, layout="comfy")),
+    TinyFile("vae/v1-44.pth", tiny_builders.tiny_audio_vae_state_dict),
+    TinyFile("vae/bigvgan_generator.pt", tiny_builders.tiny_vocoder_state_dict, wrap="generator"),
+    TinyFile("text_encoders/Qwen2.5-VL-7B-Instruct", tiny_qwen25_vl_files),
+    TinyFile(DM + "skyreels_v4_av.safetensors", tiny_builders.tiny_av_dit_state_dict),
+)
+
 
 # ---------------------------------------------------------------- writing
 
@@ -330,10 +350,11 @@ def _sorted_metadata(data: bytes) -> bytes:
     return data[:8] + text.ljust(size) + data[8 + size:]
 
 
-def _pth_bytes(state: StateDict) -> bytes:
+def _pth_bytes(state: StateDict, wrap: str | None = None) -> bytes:
     """A torch.save zip, as the official Wan / SkyReels `.pth` files (plain tensors: weights_only loads it)."""
     buffer = io.BytesIO()
-    torch.save({k: v.contiguous() for k, v in state.items()}, buffer)
+    state = {k: v.contiguous() for k, v in state.items()}
+    torch.save({wrap: state} if wrap else state, buffer)
     return buffer.getvalue()
 
 
@@ -345,8 +366,8 @@ def _render(entry: TinyFile) -> dict[str, bytes]:
     metadata = entry.metadata
     if isinstance(state, tuple):  # a builder may return (tensors, metadata), e.g. a config stored as JSON
         state, metadata = state[0], {**metadata, **state[1]}
-    if entry.path.endswith(".pth"):
-        return {entry.path: _pth_bytes(state)}
+    if entry.path.endswith((".pth", ".pt")):
+        return {entry.path: _pth_bytes(state, entry.wrap)}
     if entry.shards == 1:
         return {entry.path: _safetensors_bytes(state, metadata)}
     keys = sorted(state)
@@ -383,7 +404,8 @@ def _up_to_date(out_dir: Path, entry: TinyFile, manifest: dict) -> bool:
     return True
 
 
-def make_all(out_dir: str | Path, only: list[str] | None = None) -> list[Path]:
+def make_all(out_dir: str | Path, only: list[str] | None = None,
+             registry: tuple[TinyFile, ...] = TINY_FILES) -> list[Path]:
     """Write (or keep, if up to date) every registry file under `out_dir`; returns all paths written or kept.
 
     only: registry paths (or their prefixes, e.g. "diffusion_models/") to restrict to.
@@ -393,7 +415,7 @@ def make_all(out_dir: str | Path, only: list[str] | None = None) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = _load_manifest(out_dir)
     result: list[Path] = []
-    for entry in TINY_FILES:
+    for entry in registry:
         if only and not any(entry.path.startswith(o) for o in only):
             continue
         if _up_to_date(out_dir, entry, manifest):
@@ -419,13 +441,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, help="ComfyUI models folder (or any folder) to write into")
     parser.add_argument("--only", nargs="*", default=None, help="registry paths or folder prefixes to write")
     parser.add_argument("--list", action="store_true", help="print the registry and exit")
+    parser.add_argument("--tiny-names-only", action="store_true",
+                        help="skip the copies under the real released file names (REAL_NAMED_FILES)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    registry = TINY_FILES if args.tiny_names_only else TINY_FILES + REAL_NAMED_FILES
     if args.list:
-        for entry in TINY_FILES:
+        for entry in registry:
             log.info("%s", entry.path)
         return 0
-    paths = make_all(args.out_dir, args.only)
+    paths = make_all(args.out_dir, args.only, registry)
     log.info("%d files in %s", len(paths), args.out_dir)
     return 0
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Build the SkyReels-V4 example workflows in the real ComfyUI frontend and save them with their thumbnails.
+"""Build the SkyReels-V4 example workflows in the real ComfyUI frontend and save them.
 
     python scripts/make_v4_workflows.py            # needs the test host (scripts/setup_test_host.py)
 
 Each graph is created node by node with LiteGraph in the embedded ComfyUI's page (Chromium via playwright), so
-workflows/skyreels_v4_*.json are exactly what the canvas saves (app.graph.serialize()); each is then loaded back
-with app.loadGraphData and screenshotted to workflows/skyreels_v4_*.png. The example inputs they name are
-written by tests/e2e/v4_inputs.py. Widget values are real-use settings (832x480, 81 frames at 16 fps, 30 steps).
+workflows/skyreels_v4_*.json are what the canvas saves (app.graph.serialize()), then passed through
+scripts/templates.py (real file names, properties.models, the "weights not released" Note). Thumbnails:
+scripts/make_thumbnails.py. The example inputs they name ship in workflows/example_inputs/
+(scripts/make_example_inputs.py). Widget values are real-use settings (832x480, 81 frames at 16 fps, 30 steps).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ for p in (REPO / "scripts", REPO / "tests" / "e2e", REPO / "tests" / "browser"):
     sys.path.insert(0, str(p))
 
 import comfy_host  # noqa: E402
+import templates  # noqa: E402
 import v4_inputs  # noqa: E402
 
 LOG = logging.getLogger("make_v4_workflows")
@@ -34,11 +36,11 @@ NEGATIVE = ("blurry, low quality, distorted faces, extra fingers, static frame, 
 
 # key: (node type, column, row, {widget: value}, title or None)
 COMMON = {
-    "model": ("SkyReelsV4ModelLoader", 0, 0, {"model_name": "skyreels_v4_av_tiny.safetensors"}, None),
-    "mllm": ("SkyReelsV4TextEncoderLoader", 0, 1, {"mllm_name": "qwen2.5_vl_tiny", "layers": "-1"}, None),
-    "vae": ("SkyReelsVAELoader", 0, 2, {"vae_name": "wan_2.1_vae_tiny.safetensors"}, None),
-    "codec": ("SkyReelsV4AudioCodecLoader", 0, 3, {"vae_name": "mmaudio_vae_44k_tiny.safetensors",
-                                                   "vocoder_name": "bigvgan_v2_44k_tiny.safetensors"}, None),
+    "model": ("SkyReelsV4ModelLoader", 0, 0, {"model_name": "skyreels_v4_av.safetensors"}, None),
+    "mllm": ("SkyReelsV4TextEncoderLoader", 0, 1, {"mllm_name": "Qwen2.5-VL-7B-Instruct", "layers": "-1"}, None),
+    "vae": ("SkyReelsVAELoader", 0, 2, {"vae_name": "wan_2.1_vae.safetensors"}, None),
+    "codec": ("SkyReelsV4AudioCodecLoader", 0, 3, {"vae_name": "v1-44.pth",
+                                                   "vocoder_name": "bigvgan_generator.pt"}, None),
     "text": ("SkyReelsV4TextEncode", 1, 0, {"prompt": PROMPT, "negative": NEGATIVE}, None),
     "latent": ("SkyReelsV4EmptyAVLatent", 1, 2, {"width": 832, "height": 480, "frames": 81, "fps": 16.0}, None),
     "sampler": ("SkyReelsV4Sampler", 2, 0, {"seed": 42, "steps": 30}, None),
@@ -147,7 +149,7 @@ def build(page, name: str) -> dict:
     nodes = {**COMMON, **extra_nodes}
     workflow = page.evaluate(BUILD_JS, {"nodes": nodes, "links": COMMON_LINKS + extra_links})
     workflow["extra"] = {"ds": {"scale": 0.6, "offset": [20, 20]}, "frontendVersion": "1.32.9"}
-    return workflow
+    return templates.apply(workflow)
 
 
 def main() -> int:
@@ -173,13 +175,9 @@ def main() -> int:
             page.wait_for_function(browser.UI_READY_JS, timeout=90_000)
             for name in WORKFLOWS:
                 workflow = build(page, name)
-                path = REPO / "workflows" / f"{name}.json"
-                path.write_text(json.dumps(workflow, indent=1) + "\n")
-                page.evaluate("async (wf) => { await app.loadGraphData(wf); }", workflow)
-                page.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
-                page.wait_for_timeout(800)
-                page.screenshot(path=str(path.with_suffix(".png")))
-                LOG.info("wrote %s + %s", path.name, path.with_suffix(".png").name)
+                path = templates.workflow_path(name)
+                path.write_text(templates.dumps(workflow))
+                LOG.info("wrote %s", path.name)
             ctx.close()
     return 0
 

@@ -16,7 +16,9 @@ chromium     Debian's /usr/bin/chromium (apt-get when missing; never a Playwrigh
 project_deps the pack's requirements.txt, when present
 verify       imports torch/torchvision/torchaudio/av/playwright, PyAV writes an h264+aac mp4
 link         custom_nodes/ComfyUI-SkyReels -> this checkout (re-pointed on every run)
-tiny_models  scripts/make_tiny_checkpoints.py <host>/ComfyUI/models (re-run when it or skyreels_core changes)
+tiny_models  scripts/make_tiny_checkpoints.py <host>/ComfyUI/models (re-run when it or skyreels_core changes): the
+             tiny files, and the same tiny models under the real file names the shipped templates name
+examples     workflows/example_inputs/* -> <host>/ComfyUI/input (the templates' Load Image/Video/Audio files)
 """
 
 from __future__ import annotations
@@ -221,6 +223,16 @@ class Steps:
                   lambda: _run([self.py, maker, self.comfy / "models"], self.host / "tiny_models.log", cwd=REPO,
                                env=env))
 
+    def example_inputs(self) -> None:
+        """The templates' example inputs into ComfyUI's input/ folder (cheap: runs every time)."""
+        src = REPO / "workflows" / "example_inputs"
+        dst = self.comfy / "input"
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in sorted(src.glob("*")) if src.is_dir() else []:
+            if f.is_file():
+                shutil.copy(f, dst / f.name)
+        LOG.info("[examples] example inputs in %s", dst)
+
 
 def _find_python311() -> str:
     if sys.version_info[:2] == (3, 11):
@@ -317,6 +329,7 @@ def main(argv=None) -> int:
     s.step("verify", _hash(TV_GUARD), s.verify)
     s.link()
     s.tiny_models()
+    s.example_inputs()
     LOG.info("test host ready in %.1f s: %s (python %s)", time.monotonic() - t0, host, s.py)
     return 0
 

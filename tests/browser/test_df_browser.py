@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 
 import pytest
+from comfy_host import workflow_path
 from test_df_e2e import SMOKE, df_inputs  # noqa: F401  (fixture: generated start image and clip)
 from test_workflows_browser import EDIT_JS, WIDGET_VALUES_JS, tiny_models  # noqa: F401  (fixture)
 from test_workflows_e2e import probe
@@ -31,7 +32,7 @@ STATUS_JS = r"""
     ("skyreels_v2_df_extend", 25, 6),  # 9-frame clip + 2 windows
 ])  # fmt: skip
 def test_df_workflow_loads_and_runs_from_ui(name, frames, steps, comfy_page, tiny_models, df_inputs):  # noqa: F811
-    workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    workflow = json.loads(workflow_path(name).read_text())
     comfy_page.load_workflow(workflow)
     assert comfy_page.missing_nodes_dialog() is None
     saved = {str(n["id"]): n["widgets_values"] for n in workflow["nodes"]}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import setup_test_host
+from comfy_host import workflow_path
 from v4_inputs import write_v4_inputs
 from workflow_to_api import workflow_to_api
 
@@ -54,8 +55,8 @@ def v4_inputs(comfy_server):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_v4_workflow_loads_converts_and_runs_from_ui(name, v4_inputs, comfy_page, object_info):
-    workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
-    assert (WORKFLOWS / f"{name}.png").is_file(), f"{name}.png thumbnail is missing"
+    workflow = json.loads(workflow_path(name).read_text())
+    assert workflow_path(name).with_suffix(".jpg").is_file(), f"{name}: the .jpg thumbnail is missing"
     comfy_page.load_workflow(workflow)
     assert comfy_page.missing_nodes_dialog() is None, comfy_page.missing_nodes_dialog()
     assert workflow_to_api(workflow, object_info) == frontend_prompt(comfy_page)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import setup_test_host
+from comfy_host import workflow_path
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "workflows"
@@ -63,7 +64,7 @@ def start_image(comfy_server):
 
 @pytest.mark.parametrize("name", ["skyreels_v2_t2v", "skyreels_v2_i2v"])
 def test_workflow_loads_snaps_and_runs_from_ui(name, comfy_page, tiny_models, start_image):
-    workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    workflow = json.loads(workflow_path(name).read_text())
     comfy_page.load_workflow(workflow)
     assert comfy_page.missing_nodes_dialog() is None
     saved = {str(n["id"]): n["widgets_values"] for n in workflow["nodes"]}

@@ -7,7 +7,8 @@
 - ``object_info`` (session): GET /object_info.
 - ``tiny_models`` (session): the models folder, after asserting the tiny checkpoints were generated (fails, never
   skips, when scripts/make_tiny_checkpoints.py did not run).
-- ``api_workflow(name)``: workflows/<name>.json converted to API format for this server.
+- ``api_workflow(name)``: a shipped template (id such as ``skyreels_v2_t2v``, or its title = file name, see
+  scripts/templates.py) converted to API format for this server.
 - ``pack_node_ids()`` / ``workflow_files()`` (from scripts/comfy_host.py): the keys of NODE_CLASS_MAPPINGS in the
   pack's __init__.py (read with ast, no import) / workflows/*.json.
 """
@@ -78,7 +79,7 @@ def tiny_models(comfy_server) -> Path:
 @pytest.fixture(scope="session")
 def api_workflow(object_info):
     def convert(name: str) -> dict:
-        path = WORKFLOWS / (name if name.endswith(".json") else name + ".json")
+        path = comfy_host.workflow_path(name)  # a template id (skyreels_v2_t2v) or its file name
         assert path.is_file(), f"{path} does not exist"
         return workflow_to_api(load_workflow(path), object_info)
 

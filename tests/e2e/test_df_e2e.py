@@ -5,50 +5,36 @@ execution_error that says what to change before any sampling step (and the serve
 
 The workflows ship with real-use settings (960x544, 257 frames, 30 steps); here they run with the tiny checkpoints
 at smoke sizes (SMOKE), set on the API graph exactly as a user edits the widgets. The start image and the clip to
-extend are generated deterministically (PIL / PyAV) into the server's input folder.
+extend are the shipped example inputs (workflows/example_inputs/).
 """
 
 from __future__ import annotations
 
 import copy
 import random
+import shutil
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
-from PIL import Image
 from test_workflows_e2e import node_id_of, nodes_of, probe
 
 DF = "SkyReelsDFSampler"
 START_IMAGE = "skyreels_df_start.png"
 CLIP = "skyreels_df_clip.mp4"
+EXAMPLE_INPUTS = Path(__file__).resolve().parents[2] / "workflows" / "example_inputs"
 # 64x48 px -> 8x6 latents; base 13 frames = 4 latents, overlap 5 frames = 2 latents: every window adds 2 latents
 SMOKE = {"width": 64, "height": 48, "steps": 3, "base_num_frames": 13, "overlap_history": 5, "cfg": 5.0}
 TIMINGS: dict[str, float] = {}
 
 
-def pattern_frames(count: int, width: int, height: int) -> np.ndarray:
-    """Deterministic RGB frames [count, height, width, 3] uint8: a diagonal colour ramp that moves with time."""
-    y, x = np.mgrid[0:height, 0:width]
-    frames = [(np.stack([(x * 4 + t * 9) % 256, (y * 5 + t * 5) % 256, ((x + y) * 2) % 256], -1)) for t in range(count)]
-    return np.asarray(frames, dtype=np.uint8)
-
-
 @pytest.fixture(scope="module")
 def df_inputs(comfy_server):
-    """The start image (80x60 PNG) and a 9-frame 64x48 h264 clip at 24 fps, written into the server's input."""
+    """The shipped start image and 9-frame 64x48 h264 clip at 24 fps (workflows/example_inputs/, drawn by
+    scripts/make_example_inputs.py), copied into the server's input folder."""
     comfy_server.input_dir.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pattern_frames(1, 80, 60)[0]).save(comfy_server.input_dir / START_IMAGE)
-    with av.open(str(comfy_server.input_dir / CLIP), mode="w") as out:
-        stream = out.add_stream("libx264", rate=Fraction(24))
-        stream.width, stream.height, stream.pix_fmt = SMOKE["width"], SMOKE["height"], "yuv420p"
-        stream.options = {"crf": "12"}
-        for frame in pattern_frames(9, SMOKE["width"], SMOKE["height"]):
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        out.mux(stream.encode(None))
+    for name in (START_IMAGE, CLIP):
+        shutil.copy(EXAMPLE_INPUTS / name, comfy_server.input_dir / name)
     return comfy_server.input_dir
 
 
