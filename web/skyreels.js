@@ -10,10 +10,10 @@
 //    saved nor sent: widgets_values and the prompt are unchanged). fps comes from the node's own fps widget, else
 //    from a Create Video node in the graph (read, never hooked), else 24 (SkyReels-V2's native rate). Other nodes'
 //    edits are picked up from the frontend's "graphChanged" event.
-// 3. Sampler status: the backend sends "step k/n · s/step · ETA" as ComfyUI progress text (the frontend shows it in
-//    the node in both renderers) and as the "skyreels.progress" event, kept in node.skyreelsStatus. When a run is
-//    cancelled or fails, the status is cleared (ours and the progress text on our nodes), so no node keeps showing
-//    the last step.
+// 3. Sampler status: the backend sends "step k/n · s/step · ETA" (DF: "window k/n · step ...") as the
+//    "skyreels.progress" event, kept in node.skyreelsStatus and shown in the samplers' own DOM line (both renderers),
+//    and as ComfyUI progress text (shown by the canvas renderer only, in 1.32). When a run is cancelled or fails,
+//    both are cleared on our nodes, so no node keeps showing the last step.
 //
 // Only the pack's own nodes (comfyClass "SkyReels*") are touched.
 
@@ -28,6 +28,7 @@ const PROGRESS_EVENT = "skyreels.progress";
 const INFO_WIDGET = "skyreels_info";
 const TEXT_PREVIEW_WIDGET = "$$node-text-preview"; // the frontend's progress-text widget
 const FRAME_WIDGETS = ["frames", "num_frames"];
+const LINE_HEIGHT = 18;
 
 export function snapSize(value) {
   const v = Number(value) || SIZE_MULTIPLE;
@@ -84,7 +85,7 @@ function formatFps(fps) {
   return Number.isInteger(fps) ? String(fps) : String(Number(fps.toFixed(3)));
 }
 
-function infoText(node) {
+function durationText(node) {
   const frames = framesWidget(node);
   if (!frames) return "";
   const fps = graphFps(node);
@@ -94,16 +95,33 @@ function infoText(node) {
   return `${sizeText}${frames.value} frames = ${seconds.toFixed(2)} s at ${formatFps(fps)} fps`;
 }
 
+function isSampler(node) {
+  return isSkyReels(node) && String(node.comfyClass ?? node.type).endsWith("Sampler");
+}
+
+function infoLines(node) {
+  // The duration line, and on samplers the status line (Vue nodes in 1.32 do not show the backend's progress text,
+  // the canvas shows it in its own box as well).
+  const lines = [];
+  if (framesWidget(node)) lines.push(node.skyreelsInfo ?? "");
+  if (isSampler(node)) lines.push(node.skyreelsStatus ?? "");
+  return lines;
+}
+
+function render(node) {
+  const el = node.skyreelsInfoElement;
+  if (!el) return;
+  const lines = infoLines(node);
+  el.textContent = lines.join("\n");
+  el.title = lines.filter(Boolean).join("\n");
+}
+
 function updateInfo(node) {
   if (!framesWidget(node)) return;
-  const text = infoText(node);
+  const text = durationText(node);
   if (text === node.skyreelsInfo) return;
   node.skyreelsInfo = text;
-  const el = node.skyreelsInfoElement;
-  if (el) {
-    el.textContent = text;
-    el.title = text;
-  }
+  render(node);
   node.setDirtyCanvas?.(true, true);
 }
 
@@ -113,12 +131,13 @@ function addInfoWidget(node) {
   el.className = "skyreels-info";
   el.dataset.skyreelsInfo = "";
   Object.assign(el.style, {
-    font: "12px sans-serif", color: "#8ab4f8", padding: "2px 8px", whiteSpace: "nowrap", overflow: "hidden",
-    textOverflow: "ellipsis", pointerEvents: "none", boxSizing: "border-box", lineHeight: "18px",
+    font: "12px sans-serif", color: "#8ab4f8", padding: "2px 8px", whiteSpace: "pre", overflow: "hidden",
+    textOverflow: "ellipsis", pointerEvents: "none", boxSizing: "border-box", lineHeight: `${LINE_HEIGHT}px`,
   });
+  const height = LINE_HEIGHT * infoLines(node).length + 4;
   const w = node.addDOMWidget(INFO_WIDGET, "skyreels_info", el, {
-    serialize: false, hideOnZoom: false, margin: 0, getValue: () => node.skyreelsInfo ?? "", setValue: () => {},
-    getMinHeight: () => 22, getMaxHeight: () => 22, // margin 0: the canvas gives the line all 22 px
+    serialize: false, hideOnZoom: false, margin: 0, getValue: () => infoLines(node).join("\n"), setValue: () => {},
+    getMinHeight: () => height, getMaxHeight: () => height, // margin 0: the canvas gives the lines all of it
   });
   w.serialize = false; // LGraphNode.serialize reads the widget's own flag (graphToPrompt reads options.serialize)
   node.skyreelsInfoElement = el;
@@ -172,6 +191,7 @@ function onProgress(event) {
   if (!isSkyReels(node)) return;
   node.skyreelsStatus = detail.text;
   node.skyreelsProgress = detail;
+  render(node);
   node.setDirtyCanvas?.(true, true);
 }
 
@@ -185,6 +205,7 @@ function clearStatus() {
     }
     const text = widget(node, TEXT_PREVIEW_WIDGET);
     if (text && text.value) text.value = "";
+    render(node);
     node.setDirtyCanvas?.(true, true);
   }
 }
@@ -205,14 +226,15 @@ app.registerExtension({
   nodeCreated(node) {
     if (!isSkyReels(node)) return;
     installSnapping(node);
-    if (framesWidget(node)) {
+    if (framesWidget(node) || isSampler(node)) {
       addInfoWidget(node);
       updateInfo(node);
+      render(node);
     }
   },
   loadedGraphNode(node) {
     // Widget values and sizes are restored after nodeCreated: refresh the line and fit it in.
-    if (!isSkyReels(node) || !framesWidget(node)) return;
+    if (!node.skyreelsInfoElement) return;
     node.skyreelsInfo = undefined;
     updateInfo(node);
     fitSize(node);
