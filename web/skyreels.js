@@ -99,12 +99,27 @@ function isSampler(node) {
   return isSkyReels(node) && String(node.comfyClass ?? node.type).endsWith("Sampler");
 }
 
+function vueNodes() {
+  try {
+    return Boolean(app.extensionManager?.setting?.get?.("Comfy.VueNodes.Enabled"));
+  } catch {
+    return false;
+  }
+}
+
+function statusLine(node) {
+  // The canvas renderer shows the backend's progress text in its own box (the $$node-text-preview widget); Vue nodes
+  // (1.32) do not show that widget: there, and whenever the box says something else, the status goes in our line.
+  const status = node.skyreelsStatus ?? "";
+  const native = widget(node, TEXT_PREVIEW_WIDGET);
+  return !vueNodes() && native && String(native.value) === status ? "" : status;
+}
+
 function infoLines(node) {
-  // The duration line, and on samplers the status line (Vue nodes in 1.32 do not show the backend's progress text,
-  // the canvas shows it in its own box as well).
+  // The duration line, and on samplers the status line.
   const lines = [];
   if (framesWidget(node)) lines.push(node.skyreelsInfo ?? "");
-  if (isSampler(node)) lines.push(node.skyreelsStatus ?? "");
+  if (isSampler(node)) lines.push(statusLine(node));
   return lines;
 }
 
@@ -192,6 +207,7 @@ function onProgress(event) {
   node.skyreelsStatus = detail.text;
   node.skyreelsProgress = detail;
   render(node);
+  setTimeout(() => render(node), 50); // the progress text of the same step may arrive just after
   node.setDirtyCanvas?.(true, true);
 }
 
