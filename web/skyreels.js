@@ -8,8 +8,8 @@
 // 2. Duration line: SkyReels nodes with a frame count (Empty Video Latent, Image To Video, V4 Empty AV Latent, DF
 //    Sampler) show "960x544, 97 frames = 4.04 s at 24 fps" in a read-only DOM line (a DOM widget that is never
 //    saved nor sent: widgets_values and the prompt are unchanged). fps comes from the node's own fps widget, else
-//    from a Create Video node in the graph (read, never hooked), else 24 (SkyReels-V2's native rate). Other nodes'
-//    edits are picked up from the frontend's "graphChanged" event.
+//    from the nearest node downstream with an fps widget (Create Video: read, never hooked), else 24 (SkyReels-V2's
+//    native rate). Other nodes' edits are picked up from the frontend's "graphChanged" event.
 // 3. Sampler status: the backend sends "step k/n · s/step · ETA" (DF: "window k/n · step ...") as the
 //    "skyreels.progress" event, kept in node.skyreelsStatus and shown in the samplers' own DOM line (both renderers),
 //    and as ComfyUI progress text (shown by the canvas renderer only, in 1.32). When a run is cancelled or fails,
@@ -67,18 +67,36 @@ function framesWidget(node) {
   return null;
 }
 
+function downstreamFps(node) {
+  // The fps of the nearest node this one feeds (through any chain of links) that has an fps widget, e.g. the Create
+  // Video node that writes the frames: read only, whatever its type, nothing is hooked.
+  const graph = node.graph ?? app.graph;
+  const seen = new Set([node.id]);
+  let frontier = [node];
+  while (frontier.length) {
+    const next = [];
+    for (const current of frontier) {
+      for (const output of current.outputs ?? []) {
+        for (const linkId of output.links ?? []) {
+          const link = graph?.links?.get?.(linkId) ?? graph?.links?.[linkId];
+          const target = link ? graph.getNodeById(link.target_id) : null;
+          if (!target || seen.has(target.id)) continue;
+          seen.add(target.id);
+          const fps = widget(target, "fps");
+          if (fps && Number(fps.value) > 0) return Number(fps.value);
+          next.push(target);
+        }
+      }
+    }
+    frontier = next;
+  }
+  return null;
+}
+
 function graphFps(node) {
   const own = widget(node, "fps");
   if (own && Number(own.value) > 0) return Number(own.value);
-  const nodes = node.graph?._nodes ?? app.graph?._nodes ?? [];
-  for (const other of nodes) {
-    // read-only look at a core node: its fps is what the video is written with
-    if (other.comfyClass === "CreateVideo" || other.type === "CreateVideo") {
-      const fps = widget(other, "fps");
-      if (fps && Number(fps.value) > 0) return Number(fps.value);
-    }
-  }
-  return DEFAULT_FPS;
+  return downstreamFps(node) ?? DEFAULT_FPS;
 }
 
 function formatFps(fps) {
