@@ -139,7 +139,7 @@ _TINY_CORPUS = (
     "Timelapse of clouds moving over snowy mountains, cinematic, 4k.",
     "A man plays the guitar on a small stage and sings into a microphone.",
     "Bright tones, overexposed, static, blurred details, subtitles, worst quality, low quality.",
-    "一只猫在沙滩上散步，日落时分。",
+    "\u4e00\u53ea\u732b\u5728\u6c99\u6ee9\u4e0a\u6563\u6b65\uff0c\u65e5\u843d\u65f6\u5206\u3002",  # "A cat strolls on the beach at sunset." in Chinese (escaped: ASCII-only source)
 )
 
 

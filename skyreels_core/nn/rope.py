@@ -11,6 +11,11 @@ flips roundings of the block outputs. The reference builds a 1024-row table per 
 angle of each token's position instead, which gives the same numbers for integer positions and also allows
 what the table cannot: negative positions (V4 in-context references), offsets and gaps, and fractional
 scaled positions (V4 puts audio and video on one time axis).
+
+Every step casts explicitly (float32 positions and angles, complex64 rotation) and none is an op that
+autocast recasts (it touches matmul/conv/linear-like ops, not elementwise multiply, polar or complex math),
+so the result is the same inside and outside an autocast region without any autocast guard
+(tests/unit/test_rope_reference.py checks it under CPU autocast).
 """
 
 from __future__ import annotations
@@ -57,8 +62,6 @@ def grid_positions(
     return grid.reshape(-1, 3)
 
 
-@torch.autocast("cuda", enabled=False)
-@torch.autocast("cpu", enabled=False)
 def rope_angles(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) -> torch.Tensor:
     """Rotation angles for each token and complex pair.
 
@@ -75,8 +78,6 @@ def rope_angles(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) 
     return torch.cat(parts, dim=-1)
 
 
-@torch.autocast("cuda", enabled=False)
-@torch.autocast("cpu", enabled=False)
 def rope_freqs(angles: torch.Tensor) -> torch.Tensor:
     """complex64 cos(angle) + i sin(angle), same shape and device as the float32 `angles`.
 
@@ -91,8 +92,6 @@ def rope_freqs(angles: torch.Tensor) -> torch.Tensor:
     return torch.polar(torch.ones_like(values), values).to(angles.device)[index]
 
 
-@torch.autocast("cuda", enabled=False)
-@torch.autocast("cpu", enabled=False)
 def rope_apply(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Rotate interleaved pairs of x by a complex64 multiply (a float32 island, as in Wan).
 

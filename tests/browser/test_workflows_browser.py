@@ -43,6 +43,8 @@ SAMPLER_STATUS_JS = r"""
 }
 """
 
+GRAPH_CHANGED_JS = "() => app.extensionManager.workflow.activeWorkflow.changeTracker.checkState()"
+
 WIDGET_VALUES_JS = r"""
 () => Object.fromEntries(app.graph.serialize().nodes.map(n => [String(n.id), n.widgets_values ?? []]))
 """
@@ -77,7 +79,10 @@ def test_workflow_loads_snaps_and_runs_from_ui(name, comfy_page, tiny_models, st
     # Smoke size for the CPU host, typed off-grid: the widgets snap to multiples of 16 and to 4n+1 frames.
     snapped = comfy_page.evaluate(EDIT_JS, {"type": size_type, "edits": {"width": 70, "height": 50, "frames": 10}})
     assert snapped == {"width": 64, "height": 48, "frames": 9, "info": "64x48, 9 frames = 0.38 s at 24 fps"}
+    # a core node's edit reaches our nodes through the frontend's change tracker ("graphChanged"), which the canvas
+    # runs after each mouse/key action
     comfy_page.evaluate(EDIT_JS, {"type": "CreateVideo", "edits": {"fps": 16}})
+    comfy_page.evaluate(GRAPH_CHANGED_JS)
     assert comfy_page.evaluate(EDIT_JS, {"type": size_type, "edits": {}})["info"].endswith("= 0.56 s at 16 fps")
     comfy_page.evaluate(EDIT_JS, {"type": "CreateVideo", "edits": {"fps": 24}})
     seed = random.randrange(1, 2**31)  # a new seed: the server must not answer from its cache of earlier runs

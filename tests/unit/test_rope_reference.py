@@ -114,3 +114,18 @@ def test_rope_apply_is_a_complex64_multiply_for_any_positions():
     x16 = torch.view_as_complex(x.bfloat16().float().reshape(*x.shape[:-1], -1, 2))
     expected = torch.view_as_real(x16 * torch.polar(torch.ones_like(batched), batched)[:, :, None]).flatten(3)
     assert got.dtype == torch.bfloat16 and torch.equal(got, expected.bfloat16())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_rope_is_the_same_inside_an_autocast_region(dtype):
+    # rope.py has no autocast guard (comfy-test forbids torch.autocast): every step casts explicitly and none is an
+    # op autocast recasts, so a caller's autocast region must change nothing, bit for bit.
+    torch.manual_seed(0)
+    pos = grid_positions(3, 4, 5, frame_offset=-2.0, frame_scale=0.5)
+    x = torch.randn(2, 60, 4, 64).to(dtype)
+    plain = rope_apply(x, rope_angles(pos, 64))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        angles = rope_angles(pos, 64)
+        inside = rope_apply(x, angles)
+    assert angles.dtype == torch.float32 and inside.dtype == dtype
+    assert torch.equal(plain, inside)
