@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from test_df_e2e import SMOKE, df_inputs  # noqa: F401  (fixture: generated start image and clip)
-from test_workflows_browser import EDIT_JS, WIDGET_VALUES_JS, tiny_models  # noqa: F401  (fixture)
+from test_workflows_browser import EDIT_JS, tiny_models  # noqa: F401  (fixture)
 from test_workflows_e2e import probe
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
@@ -34,8 +34,7 @@ def test_df_workflow_loads_and_runs_from_ui(name, frames, steps, comfy_page, tin
     workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
     comfy_page.load_workflow(workflow)
     assert comfy_page.missing_nodes_dialog() is None
-    saved = {str(n["id"]): n["widgets_values"] for n in workflow["nodes"]}
-    assert comfy_page.evaluate(WIDGET_VALUES_JS) == saved
+    comfy_page.assert_saved_widgets_kept(workflow)
 
     seed = random.randrange(1, 2**31)  # a new seed: the server must not answer from its cache of earlier runs
     edits = {k: SMOKE[k] for k in ("width", "height", "steps", "base_num_frames", "overlap_history", "cfg")}
