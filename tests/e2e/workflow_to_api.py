@@ -222,12 +222,26 @@ def declared_inputs_only(prompt: dict, object_info: dict) -> tuple[dict, set[str
     """The prompt without inputs its node types do not declare (what the server reads), and the names dropped."""
     clean, dropped = {}, set()
     for nid, node in prompt.items():
-        spec = object_info.get(node["class_type"], {}).get("input", {})
-        declared = {name for section in spec.values() if isinstance(section, dict) for name in section}
+        declared = _declared_names(object_info.get(node["class_type"], {}).get("input", {}))
         inputs = {k: v for k, v in node["inputs"].items() if k in declared}
         dropped |= set(node["inputs"]) - set(inputs)
         clean[nid] = {**node, "inputs": inputs}
     return clean, dropped
+
+
+def _declared_names(sections: dict, prefix: str = "") -> set[str]:
+    """Input names a node declares, with the inputs of every DynamicCombo option as "<combo>.<input>"."""
+    names = set()
+    for section in sections.values():
+        if not isinstance(section, dict):
+            continue
+        for name, spec in section.items():
+            names.add(prefix + name)
+            type_, opts = _spec(spec) if isinstance(spec, list | tuple) and spec else (None, {})
+            if type_ == DYNAMIC_COMBO:
+                for option in opts.get("options", []):
+                    names |= _declared_names(option.get("inputs") or {}, f"{prefix}{name}.")
+    return names
 
 
 def _is_link(v) -> bool:
