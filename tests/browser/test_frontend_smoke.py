@@ -1,4 +1,4 @@
-"""The real frontend (comfyui-frontend-package 1.32.9) with the pack: it loads, registers our nodes, detects missing
+"""The real frontend (1.32.9 on ComfyUI 0.3.75, 1.58.1 on 0.30.0) with the pack: it loads, registers our nodes, detects missing
 nodes, queues from the Run button, and converts graphs exactly as tests/e2e/workflow_to_api.py does."""
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def test_converter_matches_graph_to_prompt_on_core_graph(comfy_page, object_info
     frontend = comfy_page.graph_to_prompt()
     ours = workflow_to_api(comfy_page.serialize(), object_info, registry_meta=comfy_page.registry_meta)
     declared, dropped = declared_inputs_only(frontend, object_info)
-    # the only undeclared input the frontend sends here: LoadAudio's and PreviewAudio's player (up to frontend 1.47)
+    # the only undeclared input the frontend sends here: LoadAudio's and PreviewAudio's player (1.32.9; not 1.58.1)
     assert dropped == ({"audioUI"} if comfy_page.frontend_version < (1, 58) else set()), dropped
     assert ours == declared
     # and the frontend really exercised each case (so the equality is not vacuous)

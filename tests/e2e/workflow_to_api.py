@@ -2,7 +2,7 @@
 
     api = workflow_to_api(ui_workflow, object_info)     # object_info: GET /object_info of the running server
 
-Mirrors the frontend's ``app.graphToPrompt()`` (ComfyUI frontend 1.32.9), which tests/browser cross-checks:
+Mirrors the frontend's ``app.graphToPrompt()`` (frontends 1.32.9 and 1.58.1), which tests/browser cross-checks:
 - ``widgets_values`` is positional over the node's widgets, in the node definition's input order (required, then
   optional; ``forceInput`` inputs have no widget). An INT with ``control_after_generate`` (default for inputs named
   seed / noise_seed) has one extra value after it ("randomize", ...), a COMBO with it two; an upload combo
@@ -15,6 +15,10 @@ Mirrors the frontend's ``app.graphToPrompt()`` (ComfyUI frontend 1.32.9), which 
   missing node drops the input; a bypassed (mode 4) node passes through the first input whose type matches;
   Reroute nodes are followed; a PrimitiveNode's value replaces the widget it feeds; Note nodes are dropped.
 - muted (mode 2) and bypassed nodes are left out; list values are wrapped as ``{"__value__": [...]}``.
+- newer schemas (ComfyUI 0.30): a DynamicCombo (SaveVideo's ``codec``) is a combo followed by the widgets of its
+  selected option, sent as ``"codec.encoding"``; widgets the workflow saved no value for (inputs added since,
+  e.g. CreateVideo's ``bit_depth``) are sent at their defaults; ``registry_meta=True`` copies
+  ``properties.cnr_id/ver`` into ``_meta`` as frontend 1.58 does.
 """
 
 from __future__ import annotations
