@@ -132,7 +132,9 @@ class ComfyPage:
         self.page.wait_for_timeout(300)
 
     def _missing_notice(self):
-        return self.page.locator(MISSING_NOTICE).filter(has_text=re.compile("missing", re.I))
+        # frontend 1.58 also posts "Media input missing" (an input file not in input/): not a missing node
+        return self.page.locator(MISSING_NOTICE).filter(has_text=re.compile("missing", re.I)) \
+            .filter(has_not_text=re.compile("media", re.I))
 
     def missing_nodes_dialog(self) -> str | None:
         """The text of a visible dialog or notice that mentions missing nodes, else None."""
