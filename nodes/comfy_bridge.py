@@ -247,12 +247,29 @@ def format_status(step: int, total: int, seconds_per_step: float) -> str:
     return f"step {step}/{total} · {seconds_per_step:.2f} s/step · ETA {eta // 60}:{eta % 60:02d}"
 
 
+def check_cancel() -> None:
+    """Raise ComfyUI's InterruptProcessingException when Cancel was pressed. Called at every step: ComfyUI checks
+    Cancel only inside a ProgressBar update that reaches the frontend, and from 0.30 updates less than 100 ms and
+    0.5 % apart are dropped, so fast steps would otherwise run on after Cancel."""
+    import comfy.model_management as mm
+
+    mm.throw_exception_if_processing_interrupted()
+
+
+def clear_status(node_id: str | None, reason: str) -> None:
+    """Blank the node's status line (progress text and the skyreels.progress event), e.g. after Cancel or an error,
+    so it no longer shows 'step 4/40 · ETA 3:29'."""
+    _send_status(node_id, {"step": 0, "total": 0, "s_per_step": 0.0, "eta_s": 0.0, "text": "", "ended": reason})
+
+
 class StepProgress:
-    """Per-step callback for a sampling loop: ComfyUI progress bar (also the Cancel point), a latent2rgb
-    preview of x0, and a status line with seconds per step and ETA.
+    """Per-step callback for a sampling loop: Cancel check, ComfyUI progress bar, a latent2rgb preview of x0, and a
+    status line with seconds per step and ETA.
 
     Call as callback(step, total, x0) with step counting from 1 and x0 a normalised Wan latent [B,16,F,h,w]
-    (or None: no preview); an optional `label` is prefixed to the status line.
+    (or None: no preview); an optional `label` is prefixed to the status line. Use it as a context manager around
+    the sampling (``with bridge.StepProgress(...) as progress:``): when the run is cancelled or fails, the node's
+    status line is cleared.
     """
 
     def __init__(self, total: int, node_id: str | None, device: torch.device, preview: bool = True):
@@ -266,6 +283,7 @@ class StepProgress:
         self.start = time.perf_counter()
 
     def __call__(self, step: int, total: int, x0: torch.Tensor, label: str | None = None) -> None:
+        check_cancel()
         per_step = (time.perf_counter() - self.start) / max(step, 1)
         text = format_status(step, total, per_step)
         if label:  # e.g. "window 2/3" (diffusion forcing)
@@ -275,12 +293,21 @@ class StepProgress:
         preview = None
         if self.previewer is not None and x0 is not None:
             preview = self.previewer.decode_latent_to_preview_image("JPEG", x0)
-        self.bar.update_absolute(step, total, preview)  # raises InterruptProcessingException on Cancel
+        self.bar.update_absolute(step, total, preview)
         log.debug("SkyReels sampler %s", text)
+
+    def __enter__(self) -> StepProgress:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            cancelled = type(exc).__name__ == "InterruptProcessingException"
+            clear_status(self.node_id, "cancelled" if cancelled else "failed")
+        return False
 
 
 class SimpleProgress:
-    """Progress bar (and Cancel point) for non-sampling loops such as VAE decoding: callback(done, total)."""
+    """Progress bar and Cancel check for non-sampling loops such as VAE decoding: callback(done, total)."""
 
     def __init__(self, total: int):
         import comfy.utils
@@ -288,4 +315,5 @@ class SimpleProgress:
         self.bar = comfy.utils.ProgressBar(total)
 
     def __call__(self, done: int, total: int, *_: object) -> None:
+        check_cancel()
         self.bar.update_absolute(done, total)

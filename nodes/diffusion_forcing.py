@@ -153,6 +153,12 @@ class _DFProgress:
         window = next(i for i, end in enumerate(self.ends) if done <= end)
         self.inner(done, total, x0[:1], label=f"window {window + 1}/{len(self.ends)}")
 
+    def __enter__(self) -> _DFProgress:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return self.inner.__exit__(*exc)  # clears the status line on Cancel or an error
+
 
 # --------------------------------------------------------------------------------------------------- node
 
@@ -211,13 +217,14 @@ class SkyReelsDFSampler(io.ComfyNode):
         device = bridge.load_for_use(model)
         log.info("SkyReels DF: %d frames in %d window(s) %s, %d model steps", num_frames, len(plan.windows),
                  [w.length for w in plan.windows], plan.total_steps)
-        result = generate_df_video(
-            model.module, text_embeds.positive.to(device), num_frames, (height // SPACE_STRIDE, width // SPACE_STRIDE),
-            settings, negative_context=None if text_embeds.negative is None else text_embeds.negative.to(device),
-            prefix_latents=None if prefix is None else prefix.to(device),
-            end_latent=None if end is None else end.to(device), seed=seed,
-            callback=_DFProgress(plan, cls.hidden.unique_id, device), device=device, output_device="cpu",
-        )
+        with _DFProgress(plan, cls.hidden.unique_id, device) as progress:
+            result = generate_df_video(
+                model.module, text_embeds.positive.to(device), num_frames, (height // SPACE_STRIDE, width // SPACE_STRIDE),
+                settings, negative_context=None if text_embeds.negative is None else text_embeds.negative.to(device),
+                prefix_latents=None if prefix is None else prefix.to(device),
+                end_latent=None if end is None else end.to(device), seed=seed,
+                callback=progress, device=device, output_device="cpu",
+            )
         tail, tail_frames = df_tail(result.latents.cpu(), overlap_history)
         return io.NodeOutput({"samples": bridge.latent_from_model(result.latents.cpu()), "num_frames": num_frames},
                              {"samples": bridge.latent_from_model(tail), "num_frames": tail_frames})

@@ -104,13 +104,13 @@ class SkyReelsSampler(io.ComfyNode):
         config = getattr(model.module, "config", None)
         check_inputs(getattr(config, "in_dim", None), samples, image_cond, getattr(config, "inject_sample_info", False))
         device = bridge.load_for_use(model)
-        progress = bridge.StepProgress(steps, cls.hidden.unique_id, device)
-        out = sample_video(
-            model.module, bridge.latent_to_model(samples), positive=text_embeds.positive.to(device),
-            negative=None if text_embeds.negative is None else text_embeds.negative.to(device),
-            steps=steps, cfg=cfg, shift=shift, seed=seed, solver=scheduler, denoise=denoise,
-            image_cond=image_cond, callback=progress,
-        )
+        with bridge.StepProgress(steps, cls.hidden.unique_id, device) as progress:
+            out = sample_video(
+                model.module, bridge.latent_to_model(samples), positive=text_embeds.positive.to(device),
+                negative=None if text_embeds.negative is None else text_embeds.negative.to(device),
+                steps=steps, cfg=cfg, shift=shift, seed=seed, solver=scheduler, denoise=denoise,
+                image_cond=image_cond, callback=progress,
+            )
         result = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask")}
         result["samples"] = bridge.latent_from_model(out)
         return io.NodeOutput(result)

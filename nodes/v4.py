@@ -408,15 +408,15 @@ class SkyReelsV4Sampler(io.ComfyNode):
         check_references(references, shape)
         device = bridge.load_for_use(model)
         audio_refs = None if references is None or not model_type.has_audio else references.audio
-        progress = bridge.StepProgress(steps, cls.hidden.unique_id, device, preview=model_type.has_video)
-        video, audio = sample_av(
-            module, video_shape=shape if model_type.has_video else None,
-            num_audio_latents=num_audio if model_type.has_audio else 0,
-            context=text_embeds.positive, negative_context=text_embeds.negative, steps=steps, shift=shift,
-            video_cfg=video_cfg, audio_cfg=audio_cfg, sync_scale=sync_scale, solver=scheduler, seed=seed, fps=fps,
-            condition=None if condition is None or not model_type.has_video else condition.condition,
-            video_refs=None if references is None else references.video, audio_refs=audio_refs, callback=progress,
-        )
+        with bridge.StepProgress(steps, cls.hidden.unique_id, device, preview=model_type.has_video) as progress:
+            video, audio = sample_av(
+                module, video_shape=shape if model_type.has_video else None,
+                num_audio_latents=num_audio if model_type.has_audio else 0,
+                context=text_embeds.positive, negative_context=text_embeds.negative, steps=steps, shift=shift,
+                video_cfg=video_cfg, audio_cfg=audio_cfg, sync_scale=sync_scale, solver=scheduler, seed=seed, fps=fps,
+                condition=None if condition is None or not model_type.has_video else condition.condition,
+                video_refs=None if references is None else references.video, audio_refs=audio_refs, callback=progress,
+            )
         result = {k: v for k, v in latent.items() if k not in ("samples", AUDIO_KEY, "noise_mask")}
         result["samples"] = latent["samples"] if video is None else bridge.latent_from_model(video)
         result[AUDIO_KEY] = latent[AUDIO_KEY] if audio is None else audio

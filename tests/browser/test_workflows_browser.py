@@ -45,10 +45,6 @@ SAMPLER_STATUS_JS = r"""
 
 GRAPH_CHANGED_JS = "() => app.extensionManager.workflow.activeWorkflow.changeTracker.checkState()"
 
-WIDGET_VALUES_JS = r"""
-() => Object.fromEntries(app.graph.serialize().nodes.map(n => [String(n.id), n.widgets_values ?? []]))
-"""
-
 
 @pytest.fixture(scope="module")
 def tiny_models(comfy_server) -> Path:
@@ -69,8 +65,7 @@ def test_workflow_loads_snaps_and_runs_from_ui(name, comfy_page, tiny_models, st
     workflow = json.loads(workflow_path(name).read_text())
     comfy_page.load_workflow(workflow)
     assert comfy_page.missing_nodes_dialog() is None
-    saved = {str(n["id"]): n["widgets_values"] for n in workflow["nodes"]}
-    assert comfy_page.evaluate(WIDGET_VALUES_JS) == saved  # the extension adds no widget
+    comfy_page.assert_saved_widgets_kept(workflow)  # the extension adds no widget
 
     size_type = next(n["type"] for n in workflow["nodes"] if n["type"] in SIZE_NODES)
     loaded = comfy_page.evaluate(EDIT_JS, {"type": size_type, "edits": {}})
@@ -105,7 +100,10 @@ def test_workflow_loads_snaps_and_runs_from_ui(name, comfy_page, tiny_models, st
     status = comfy_page.evaluate(SAMPLER_STATUS_JS)
     assert status["status"].startswith("step 3/3 · ") and " s/step · ETA 0:00" in status["status"], status
     assert status["progress"]["total"] == 3 and status["progress"]["s_per_step"] > 0
-    assert status["text_widget"] is not None and status["text_widget"].startswith("step 3/3"), status
+    if comfy_page.progress_text_cleared_after_run:  # frontend 1.58+ empties the progress text when the run ends
+        assert not status["text_widget"], status
+    else:
+        assert status["text_widget"] is not None and status["text_widget"].startswith("step 3/3"), status
     comfy_page.screenshot(f"{name}_ran")
     # (the frontend's registry lookup of the pack, blocked offline by its own CSP, is not an error of ours)
     ours = [e for e in comfy_page.errors if "skyreels" in e.lower() and "api.comfy.org" not in e]

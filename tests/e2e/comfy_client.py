@@ -5,10 +5,13 @@
     result.status                                       # "success" | "error" | "interrupted"
     result.error["exception_type"], result.error["exception_message"]
     result.progress                                     # [(node_id, value, max), ...] from "progress" events
+    result.custom_events                                # [(type, data)]: messages without a prompt_id, e.g. a
+                                                        # pack's own events (skyreels.progress) while it ran
     result.files()                                      # [{"filename", "subfolder", "type"}, ...] from outputs
 
-Queue-then-interrupt: ``pid = client.queue(p)`` then ``client.wait(pid, on_event=cb)``, where cb(type, data) may call
-``client.interrupt()`` (e.g. on the first "progress" event). A prompt the server rejects at validation raises
+Queue-then-interrupt: ``pid = client.queue(p)`` then ``client.wait(pid, on_event=cb)``, where cb(type, data) gets every
+JSON message but "status" and may call ``client.interrupt()`` (e.g. on a "skyreels.progress" event of step k:
+``result.steps(node)`` lists them, one per step; ComfyUI's own "progress" events are throttled from 0.30 on). A prompt the server rejects at validation raises
 ``PromptRejected`` with the server's ``error`` and ``node_errors``.
 """
 
@@ -49,6 +52,7 @@ class RunResult:
     status: str  # "success" | "error" | "interrupted"
     events: list = field(default_factory=list)  # [(type, data)] JSON websocket messages for this prompt
     binary_frames: int = 0  # preview images and other binary websocket messages
+    custom_events: list = field(default_factory=list)  # [(type, data)] JSON messages without a prompt_id
     history: dict = field(default_factory=dict)  # /history/<id>[<id>]
 
     @property
@@ -58,6 +62,12 @@ class RunResult:
     @property
     def progress(self) -> list[tuple[str, int, int]]:
         return [(d.get("node"), d["value"], d["max"]) for t, d in self.events if t == "progress"]
+
+    def steps(self, node_id: str) -> list[tuple[int, int]]:
+        """(step, total) of every sampling step a SkyReels node reported, from its own "skyreels.progress" events:
+        one per step on every ComfyUI version (ComfyUI 0.30 drops "progress" events < 100 ms apart)."""
+        return [(d["step"], d["total"]) for t, d in self.custom_events
+                if t == "skyreels.progress" and str(d.get("node")) == str(node_id) and d.get("text")]
 
     @property
     def error(self) -> dict | None:
@@ -185,6 +195,7 @@ class ComfyClient:
         ws = ws or self.connect()
         result = RunResult(prompt_id, "unknown")
         deadline = time.monotonic() + timeout
+        quiet_after_finish = 0
         try:
             while result.status == "unknown":
                 if time.monotonic() > deadline:
@@ -193,8 +204,12 @@ class ComfyClient:
                 try:
                     msg = ws.recv()
                 except websocket.WebSocketTimeoutException:
-                    if self._finished_in_history(prompt_id):  # finished while we were not listening
-                        result.status = "from_history"
+                    # finished while we were not listening: read what is still queued (a loaded machine can be
+                    # slow to deliver the last messages), then stop after a second quiet second
+                    if self._finished_in_history(prompt_id):
+                        quiet_after_finish += 1
+                        if quiet_after_finish >= 2:
+                            result.status = "from_history"
                     continue
                 if isinstance(msg, bytes):
                     result.binary_frames += 1
@@ -203,8 +218,8 @@ class ComfyClient:
                 mtype, data = m.get("type"), m.get("data") or {}
                 if data.get("prompt_id") not in (None, prompt_id):
                     continue
-                if mtype != "status" and "prompt_id" in data:
-                    result.events.append((mtype, data))
+                if mtype != "status":
+                    (result.events if "prompt_id" in data else result.custom_events).append((mtype, data))
                     if on_event is not None:
                         on_event(mtype, data)
                 if mtype in DONE_EVENTS and data.get("prompt_id") == prompt_id:

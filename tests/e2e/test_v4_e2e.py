@@ -87,8 +87,8 @@ def test_v4_workflow_writes_mp4_with_synchronised_audio(name, api_workflow, comf
     result = comfy_client.run(api, timeout=600).raise_for_status()
     _timings[name] = round(time.perf_counter() - t0, 2)
     sampler = node_id_of(api, "SkyReelsV4Sampler")
-    steps = [v for node, v, _ in result.progress if node == sampler]
-    assert steps[-SMOKE["steps"]:] == list(range(1, SMOKE["steps"] + 1)), result.progress
+    steps = [v for v, _ in result.steps(sampler)]
+    assert steps == list(range(1, SMOKE["steps"] + 1)), result.custom_events
     (mp4,) = result.paths(comfy_server.output_dir, ".mp4")
     info = probe(mp4)
     assert info["video"] == (frames, width, height, fps)

@@ -62,8 +62,8 @@ def test_workflow_writes_mp4(name, api_workflow, comfy_client, comfy_server, tin
     assert fps == 24  # SkyReels-V2 renders at 24 fps
     result = comfy_client.run(api, timeout=600).raise_for_status()
     sampler = node_id_of(api, "SkyReelsSampler")
-    steps = [v for node, v, _ in result.progress if node == sampler]
-    assert steps[-SMOKE["steps"]:] == list(range(1, SMOKE["steps"] + 1)), result.progress
+    steps = [v for v, _ in result.steps(sampler)]
+    assert steps == list(range(1, SMOKE["steps"] + 1)), result.custom_events
     (mp4,) = result.paths(comfy_server.output_dir, ".mp4")
     assert probe(mp4) == (SMOKE["frames"], SMOKE["width"], SMOKE["height"], 24.0)
 
@@ -100,8 +100,8 @@ def test_interrupt_stops_sampling_within_one_step(api_workflow, comfy_client, ti
     seen: list[int] = []
 
     def on_event(kind, data):
-        if kind == "progress" and data.get("node") == sampler:
-            seen.append(data["value"])
+        if kind == "skyreels.progress" and str(data.get("node")) == sampler and data["text"]:
+            seen.append(data["step"])
             if len(seen) == 1:
                 comfy_client.interrupt()
 

@@ -12,7 +12,7 @@ import ast
 import asyncio
 import contextlib
 import importlib.util
-import os
+import inspect
 import sys
 import types
 from pathlib import Path
@@ -23,7 +23,10 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = "comfyui_skyreels_under_test"
-HOST_COMFY = Path(os.environ.get("SKYREELS_TESTHOST") or Path.home() / ".cache" / "skyreels-testhost") / "ComfyUI"
+sys.path.insert(0, str(REPO / "scripts"))
+import setup_test_host  # noqa: E402  (the host of the selected ComfyUI version: SKYREELS_COMFY / SKYREELS_TESTHOST)
+
+HOST_COMFY = setup_test_host.comfy_dir()
 
 # Widgets are stored by position in saved workflows: this order is a contract. Add new inputs at the end only.
 # One entry per registered node, in registration order (test_mappings_are_literal_and_match_schemas checks both);
@@ -79,6 +82,24 @@ class FakeProgressBar:
         self.updates.append((value, total, preview))
 
 
+class InterruptProcessingException(Exception):
+    """Stand-in for comfy.model_management.InterruptProcessingException."""
+
+
+class FakeCancel:
+    """comfy.model_management's Cancel flag: `pressed` makes the next check raise (and resets, like ComfyUI)."""
+
+    pressed = False
+    checks = 0
+
+    @classmethod
+    def throw_if_pressed(cls):
+        cls.checks += 1
+        if cls.pressed:
+            cls.pressed = False
+            raise InterruptProcessingException("Cancel")
+
+
 class FakePatcher:
     def __init__(self, model, load_device, offload_device):
         self.model, self.load_device, self.offload_device = model, load_device, offload_device
@@ -123,6 +144,8 @@ def _runtime_fakes(loaded: list, server: FakeServer, model_dir: Path) -> dict[st
         text_encoder_offload_device=lambda: cpu, load_models_gpu=lambda models, **kw: loaded.extend(models),
         should_use_bf16=lambda device=None: False, should_use_fp16=lambda device=None: False,
         vae_dtype=lambda device=None, allowed=(): torch.float32,
+        throw_exception_if_processing_interrupted=FakeCancel.throw_if_pressed,
+        InterruptProcessingException=InterruptProcessingException,
     )
 
     def full_path(folder, name):
@@ -250,6 +273,7 @@ def _fresh_logs(request):
         env = request.getfixturevalue("env")
         env.loaded.clear(), env.server.texts.clear(), env.server.events.clear()
     FakeProgressBar.instances.clear()
+    FakeCancel.pressed, FakeCancel.checks = False, 0
 
 
 def _widgets(schema) -> list[str]:
@@ -448,14 +472,18 @@ def _load(env, node_id, **kwargs):
     return env.nodes[node_id].execute(**kwargs)[0]
 
 
+def with_hidden(cls, node_id: str):
+    """The node class as ComfyUI calls it, with hidden.unique_id set: PREPARE_CLASS_CLONE takes the hidden inputs
+    (ComfyUI 0.3.75) or V3Data {"hidden_inputs": ...} (0.30); a subclass with `hidden` on the stand-in schema."""
+    if not hasattr(cls, "PREPARE_CLASS_CLONE"):
+        return type(cls.__name__, (cls,), {"hidden": types.SimpleNamespace(unique_id=node_id)})
+    hidden = {"UNIQUE_ID": node_id}
+    first = next(iter(inspect.signature(cls.PREPARE_CLASS_CLONE).parameters))
+    return cls.PREPARE_CLASS_CLONE({"hidden_inputs": hidden} if first == "v3_data" else hidden)
+
+
 def _sampler(env, node_id="7"):
-    return env.nodes["SkyReelsSampler"].PREPARE_CLASS_CLONE({"UNIQUE_ID": node_id}) \
-        if hasattr(env.nodes["SkyReelsSampler"], "PREPARE_CLASS_CLONE") else _with_hidden(env, node_id)
-
-
-def _with_hidden(env, node_id):
-    cls = env.nodes["SkyReelsSampler"]
-    return type(cls.__name__, (cls,), {"hidden": types.SimpleNamespace(unique_id=node_id)})
+    return with_hidden(env.nodes["SkyReelsSampler"], node_id)
 
 
 def test_loaders_list_folders_and_wrap_in_model_patcher(tiny):
@@ -543,6 +571,65 @@ def test_sampler_cancel_stops_within_one_step(tiny):
         _sampler(tiny).execute(**inputs)
     handle.remove()
     assert len(calls) == 2  # one step = cond + uncond forward, then the progress bar cancelled
+
+
+def test_sampler_checks_cancel_every_step_even_when_the_bar_drops_updates(tiny):
+    """ComfyUI 0.30 drops progress updates < 100 ms apart and checks Cancel only on those it sends: the node checks
+    Cancel itself at every step, then clears its status line (no stale 'step 1/4 · ETA')."""
+    inputs = _t2v_inputs(tiny, steps=4)
+    calls = []
+
+    def forward_hook(*_):
+        calls.append(1)
+        if len(calls) == 2:  # Cancel pressed during step 1
+            FakeCancel.pressed = True
+
+    handle = inputs["model"].module.register_forward_hook(forward_hook)
+    try:
+        with patch.object(FakeProgressBar, "update_absolute", lambda *a, **k: None), \
+                pytest.raises(InterruptProcessingException):
+            _sampler(tiny).execute(**inputs)
+    finally:
+        handle.remove()
+    assert len(calls) == 2 and FakeCancel.checks == 1  # stopped at the end of step 1
+    assert tiny.server.texts == [("7", "")]  # cancelled before step 1 was reported; the status is blank
+    (event,) = [e[1] for e in tiny.server.events if e[0] == "skyreels.progress"]
+    assert event["node"] == "7" and event["text"] == "" and event["ended"] == "cancelled"
+
+
+def test_sampler_status_is_cleared_when_sampling_fails(tiny):
+    inputs = _t2v_inputs(tiny, steps=3)
+    calls = []
+
+    def forward_hook(*_):
+        calls.append(1)
+        if len(calls) == 3:  # the model fails in step 2
+            raise RuntimeError("CUDA out of memory (simulated)")
+
+    handle = inputs["model"].module.register_forward_hook(forward_hook)
+    try:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            _sampler(tiny).execute(**inputs)
+    finally:
+        handle.remove()
+    texts = [t for n, t in tiny.server.texts if n == "7"]
+    assert texts[0].startswith("step 1/3") and texts[-1] == ""
+    events = [e[1] for e in tiny.server.events if e[0] == "skyreels.progress"]
+    assert events[-1]["text"] == "" and events[-1]["ended"] == "failed"
+    # success keeps the last status line (the run's time per step stays readable)
+    tiny.server.texts.clear()
+    _sampler(tiny).execute(**dict(inputs, steps=1))
+    assert tiny.server.texts[-1][1].startswith("step 1/1")
+
+
+def test_simple_progress_checks_cancel_every_call(tiny):
+    bridge = tiny.pack.nodes.comfy_bridge
+    progress = bridge.SimpleProgress(3)
+    progress(1, 3)
+    FakeCancel.pressed = True
+    with pytest.raises(InterruptProcessingException):
+        progress(2, 3)
+    assert FakeCancel.checks == 2 and [u[0] for u in FakeProgressBar.instances[-1].updates] == [1]
 
 
 def test_sampler_errors_say_what_to_change(tiny):

@@ -12,7 +12,6 @@ import importlib
 import importlib.util
 import math
 import sys
-import types
 from unittest.mock import patch
 
 import pytest
@@ -114,10 +113,7 @@ def embeds(ctx, seed=0, length=6):
 
 
 def sampler(ctx, node_id="11"):
-    cls = ctx.nodes["SkyReelsV4Sampler"]
-    if hasattr(cls, "PREPARE_CLASS_CLONE"):
-        return cls.PREPARE_CLASS_CLONE({"UNIQUE_ID": node_id})
-    return type(cls.__name__, (cls,), {"hidden": types.SimpleNamespace(unique_id=node_id)})
+    return base.with_hidden(ctx.nodes["SkyReelsV4Sampler"], node_id)
 
 
 def sample_kwargs(ctx, **overrides):

@@ -18,7 +18,6 @@ import contextlib
 import importlib.util
 import os
 import sys
-import types
 from pathlib import Path
 from unittest.mock import patch
 
@@ -124,11 +123,7 @@ def _check(recorded: dict, name: str, value: torch.Tensor) -> None:
 
 
 def _node(env, node_id, unique_id="9"):
-    cls = env.nodes[node_id]
-    if hasattr(cls, "PREPARE_CLASS_CLONE"):
-        with contextlib.suppress(TypeError):
-            return cls.PREPARE_CLASS_CLONE({"UNIQUE_ID": unique_id})
-    return type(cls.__name__, (cls,), {"hidden": types.SimpleNamespace(unique_id=unique_id)})
+    return shared.with_hidden(env.nodes[node_id], unique_id)
 
 
 def _load(env, key, node_id, **kwargs):
