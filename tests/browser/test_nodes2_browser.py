@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 import random
 import re
-from pathlib import Path
 
 import pytest
-from comfy_host import workflow_files
+from comfy_host import workflow_files, workflow_path
 from test_workflows_browser import EDIT_JS, tiny_models  # noqa: F401  (fixture)
 
-WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 VUE_SETTING = "Comfy.VueNodes.Enabled"
 MODES = {"nodes2": True, "classic": False}
 PREVIEW_ROOM = 250  # px under a sampler's widgets for the live preview image and the progress text
@@ -85,7 +83,7 @@ def mode_page(request, comfy_page):
 
 
 def load(page, name):
-    page.load_workflow(json.loads((WORKFLOWS / f"{name}.json").read_text()))
+    page.load_workflow(json.loads(workflow_path(name).read_text()))
     assert page.missing_nodes_dialog() is None
 
 
