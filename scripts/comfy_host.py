@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -278,3 +279,36 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+@contextlib.contextmanager
+def frontend_page(viewport: tuple[int, int], prepare_inputs=None):
+    """A ready ComfyUI frontend page (Debian Chromium, fresh profile) on a fresh test server, for the scripts that
+    build workflows or take thumbnails in the real frontend. `prepare_inputs(input_dir)` runs before the page opens."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    if str(setup.REPO / "tests" / "browser") not in sys.path:
+        sys.path.insert(0, str(setup.REPO / "tests" / "browser"))
+    import conftest as browser  # tests/browser/conftest.py: chromium args, UI-ready check, settings
+
+    ensure_host()
+    with tempfile.TemporaryDirectory() as tmp, ComfyServer(Path(tmp) / "server") as srv:
+        if prepare_inputs is not None:
+            prepare_inputs(srv.input_dir)
+        req = urllib.request.Request(srv.base_url + "/settings", data=json.dumps(browser.SERVER_SETTINGS).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                str(Path(tmp) / "profile"), executable_path=browser.CHROMIUM, headless=True, args=browser.CHROMIUM_ARGS,
+                viewport={"width": viewport[0], "height": viewport[1]})
+            ctx.add_init_script(browser.INIT_SCRIPT)
+            try:
+                page = ctx.new_page()
+                page.goto(srv.base_url)
+                page.wait_for_function(browser.UI_READY_JS, timeout=90_000)
+                yield page
+            finally:
+                ctx.close()

@@ -15,8 +15,6 @@ import io
 import json
 import logging
 import sys
-import tempfile
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,39 +29,24 @@ SIZE, QUALITY = (640, 400), 80
 
 
 def main(argv=None) -> int:
-    import conftest as browser  # tests/browser/conftest.py: chromium args, UI-ready check, settings
     from PIL import Image
-    from playwright.sync_api import sync_playwright
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = (sys.argv[1:] if argv is None else argv) or [t.name for t in templates.TEMPLATES]
-    comfy_host.ensure_host()
-    with tempfile.TemporaryDirectory() as tmp, comfy_host.ComfyServer(Path(tmp) / "server") as srv:
-        req = urllib.request.Request(srv.base_url + "/settings", data=json.dumps(browser.SERVER_SETTINGS).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req).read()
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                str(Path(tmp) / "profile"), executable_path=browser.CHROMIUM, headless=True, args=browser.CHROMIUM_ARGS,
-                viewport={"width": 1600, "height": 1000})
-            ctx.add_init_script(browser.INIT_SCRIPT)
-            page = ctx.new_page()
-            page.goto(srv.base_url)
-            page.wait_for_function(browser.UI_READY_JS, timeout=90_000)
-            # node text at any zoom (the canvas skips it below 8 px), and only the canvas on screen
-            page.evaluate("async () => { await app.extensionManager.setting.set('LiteGraph.Canvas.MinFontSizeForLOD', 1);"
-                          " await app.extensionManager.command.execute('Workspace.ToggleFocusMode'); }")
-            for name in names:
-                path = templates.workflow_path(name)
-                page.evaluate("async (wf) => { await app.loadGraphData(wf); }", json.loads(path.read_text()))
-                page.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
-                page.wait_for_timeout(800)
-                shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
-                shot.thumbnail(SIZE, Image.Resampling.LANCZOS)
-                out = path.with_suffix(".jpg")
-                shot.save(out, "JPEG", quality=QUALITY, optimize=True, progressive=True)
-                LOG.info("wrote %s (%d bytes)", out.name, out.stat().st_size)
-            ctx.close()
+    with comfy_host.frontend_page((1600, 1000)) as page:
+        # node text at any zoom (the canvas skips it below 8 px), and only the canvas on screen
+        page.evaluate("async () => { await app.extensionManager.setting.set('LiteGraph.Canvas.MinFontSizeForLOD', 1);"
+                      " await app.extensionManager.command.execute('Workspace.ToggleFocusMode'); }")
+        for name in names:
+            path = templates.workflow_path(name)
+            page.evaluate("async (wf) => { await app.loadGraphData(wf); }", json.loads(path.read_text()))
+            page.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
+            page.wait_for_timeout(800)
+            shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+            shot.thumbnail(SIZE, Image.Resampling.LANCZOS)
+            out = path.with_suffix(".jpg")
+            shot.save(out, "JPEG", quality=QUALITY, optimize=True, progressive=True)
+            LOG.info("wrote %s (%d bytes)", out.name, out.stat().st_size)
     return 0
 
 

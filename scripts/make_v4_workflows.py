@@ -12,10 +12,8 @@ scripts/make_thumbnails.py. The example inputs they name ship in workflows/examp
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,32 +151,13 @@ def build(page, name: str) -> dict:
 
 
 def main() -> int:
-    import conftest as browser  # tests/browser/conftest.py: chromium args, UI-ready check, settings
-    from playwright.sync_api import sync_playwright
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    comfy_host.ensure_host()
-    with tempfile.TemporaryDirectory() as tmp, comfy_host.ComfyServer(Path(tmp) / "server") as srv:
-        v4_inputs.write_v4_inputs(srv.input_dir)
-        import urllib.request
-
-        req = urllib.request.Request(srv.base_url + "/settings", data=json.dumps(browser.SERVER_SETTINGS).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req).read()
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                str(Path(tmp) / "profile"), executable_path=browser.CHROMIUM, headless=True, args=browser.CHROMIUM_ARGS,
-                viewport={"width": 1920, "height": 1200})
-            ctx.add_init_script(browser.INIT_SCRIPT)
-            page = ctx.new_page()
-            page.goto(srv.base_url)
-            page.wait_for_function(browser.UI_READY_JS, timeout=90_000)
-            for name in WORKFLOWS:
-                workflow = build(page, name)
-                path = templates.workflow_path(name)
-                path.write_text(templates.dumps(workflow))
-                LOG.info("wrote %s", path.name)
-            ctx.close()
+    with comfy_host.frontend_page((1920, 1200), v4_inputs.write_v4_inputs) as page:
+        for name in WORKFLOWS:
+            workflow = build(page, name)
+            path = templates.workflow_path(name)
+            path.write_text(templates.dumps(workflow))
+            LOG.info("wrote %s", path.name)
     return 0
 
 

@@ -54,17 +54,35 @@ class WanDenoiser:
         self.guidance = guidance or CFG(1.0)
         self.model_kwargs = model_kwargs
         self.dtype = compute_dtype(model)
+        self._cast_for: torch.device | None = None
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        t = _batched((sigma * NUM_TRAIN_TIMESTEPS).to(torch.int64), x)
-        contexts = {"cond": self.positive, "uncond": self.negative}
-        preds = {b: self._forward(x, t, contexts[b]) for b in self.guidance.branches(self.negative is not None)}
-        return self.guidance.combine(preds)
+        t = self.time_input(x, sigma)
+        names = self.guidance.branches(self.negative is not None)
+        return self.guidance.combine({b: self.predict(x, t, b) for b in names})
 
-    def _forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        kwargs = {k: (v.to(x.device, self.dtype) if isinstance(v, torch.Tensor) else v)
-                  for k, v in self.model_kwargs.items()}
-        return self.model(x.to(self.dtype), t, context.to(x.device, self.dtype), **kwargs).float()
+    def time_input(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return _batched((sigma * NUM_TRAIN_TIMESTEPS).to(torch.int64), x)
+
+    def model_input(self, x: torch.Tensor, branch: str) -> torch.Tensor:
+        return x
+
+    def predict(self, x: torch.Tensor, t: torch.Tensor, branch: str, **extra) -> torch.Tensor:
+        """The float32 velocity of one guidance branch: "cond" sees the positive prompt, every other the negative."""
+        kwargs, texts = self._inputs(x.device)
+        text = texts["cond"] if branch == "cond" else texts["uncond"]
+        return self.model(self.model_input(x, branch).to(self.dtype), t, text, **kwargs, **extra).float()
+
+    def _inputs(self, device: torch.device) -> tuple[dict, dict]:
+        """Prompts and model kwargs on the model's device and dtype, cast once per run instead of at every call."""
+        if self._cast_for != device:
+            def cast(v):
+                return v.to(device, self.dtype) if isinstance(v, torch.Tensor) else v
+
+            self._kwargs = {k: cast(v) for k, v in self.model_kwargs.items()}
+            self._texts = {"cond": cast(self.positive), "uncond": cast(self.negative)}
+            self._cast_for = device
+        return self._kwargs, self._texts
 
 
 def _per_sample(shape: tuple[int, ...] | None) -> int:

@@ -23,9 +23,9 @@ from ..errors import SkyReelsInputError
 from ..sampling.guidance import CFG, DualCFG
 from ..sampling.loop import Step, StepCallback, sample
 from ..sampling.noise import seeded_noise
-from ..sampling.schedules import NUM_TRAIN_TIMESTEPS, FlowSchedule, diffusers_flow_grid, flow_grid
+from ..sampling.schedules import FlowSchedule, diffusers_flow_grid, flow_grid
 from ..shapes import SPACE_STRIDE, check_size, latent_frames, pixel_frames
-from .denoisers import WanDenoiser, _batched
+from .denoisers import WanDenoiser
 from .video import check_guidance
 
 __all__ = [
@@ -153,24 +153,22 @@ class ContextFramesDenoiser(WanDenoiser):
         super().__init__(model, positive, negative, guidance)
         self.context, self.clean_time, self.position_start = context, clean_time, position_start
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        frames, extra = x.shape[2], self.context["cond"].shape[2]
-        t = _batched((sigma * NUM_TRAIN_TIMESTEPS).to(torch.int64), x)
-        if self.clean_time:
-            t = t[:, None].expand(-1, frames) if t.ndim == 1 else t
-            t = torch.cat([t, t.new_zeros(x.shape[0], extra)], dim=1)
-        positions = None
+    def time_input(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        t = super().time_input(x, sigma)
+        if not self.clean_time:
+            return t
+        t = t[:, None].expand(-1, x.shape[2]) if t.ndim == 1 else t
+        return torch.cat([t, t.new_zeros(x.shape[0], self.context["cond"].shape[2])], dim=1)
+
+    def model_input(self, x: torch.Tensor, branch: str) -> torch.Tensor:
+        context = self.context.get(branch, self.context["cond"])
+        return torch.cat([x, context.to(x).expand(x.shape[0], -1, -1, -1, -1)], dim=2)
+
+    def predict(self, x: torch.Tensor, t: torch.Tensor, branch: str, **extra) -> torch.Tensor:
+        frames, count = x.shape[2], self.context["cond"].shape[2]
         if self.position_start is not None:
-            positions = torch.cat([torch.arange(frames), self.position_start + torch.arange(extra)]).double()
-        preds = {}
-        for branch in self.guidance.branches(self.negative is not None):
-            context = self.context.get(branch, self.context["cond"])
-            model_in = torch.cat([x, context.to(x).expand(x.shape[0], -1, -1, -1, -1)], dim=2)
-            text = self.positive if branch == "cond" else self.negative
-            kwargs = {} if positions is None else {"time_positions": positions}
-            v = self.model(model_in.to(self.dtype), t, text.to(x.device, self.dtype), **kwargs)
-            preds[branch] = v.float()[:, :, :frames]
-        return self.guidance.combine(preds)
+            extra["time_positions"] = torch.cat([torch.arange(frames), self.position_start + torch.arange(count)]).double()
+        return super().predict(x, t, branch, **extra)[:, :, :frames]
 
 
 # reference-to-video
