@@ -35,7 +35,9 @@ def main(argv=None) -> int:
     names = (sys.argv[1:] if argv is None else argv) or [t.name for t in templates.TEMPLATES]
     with comfy_host.frontend_page((1600, 1000)) as page:
         # node text at any zoom (the canvas skips it below 8 px), and only the canvas on screen
+        # (and no canvas info corner: FPS, node counts)
         page.evaluate("async () => { await app.extensionManager.setting.set('LiteGraph.Canvas.MinFontSizeForLOD', 1);"
+                      " await app.extensionManager.setting.set('Comfy.Graph.CanvasInfo', false);"
                       " await app.extensionManager.command.execute('Workspace.ToggleFocusMode'); }")
         for name in names:
             path = templates.workflow_path(name)

@@ -5,7 +5,8 @@
 
 Each graph is created node by node with LiteGraph in the embedded ComfyUI's page (Chromium via playwright), so
 workflows/skyreels_v4_*.json are what the canvas saves (app.graph.serialize()), then passed through
-scripts/templates.py (real file names, properties.models, the "weights not released" Note). Thumbnails:
+scripts/templates.py (real file names, properties.models, the "weights not released" Note) and laid out by
+scripts/layout_workflows.py (no overlaps in any tested frontend or renderer). Thumbnails:
 scripts/make_thumbnails.py. The example inputs they name ship in workflows/example_inputs/
 (scripts/make_example_inputs.py). Widget values are real-use settings (832x480, 81 frames at 16 fps, 30 steps).
 """
@@ -21,6 +22,7 @@ for p in (REPO / "scripts", REPO / "tests" / "e2e", REPO / "tests" / "browser"):
     sys.path.insert(0, str(p))
 
 import comfy_host  # noqa: E402
+import layout_workflows  # noqa: E402
 import templates  # noqa: E402
 import v4_inputs  # noqa: E402
 
@@ -147,7 +149,7 @@ def build(page, name: str) -> dict:
     nodes = {**COMMON, **extra_nodes}
     workflow = page.evaluate(BUILD_JS, {"nodes": nodes, "links": COMMON_LINKS + extra_links})
     workflow["extra"] = {"ds": {"scale": 0.6, "offset": [20, 20]}, "frontendVersion": "1.32.9"}
-    return templates.apply(workflow)
+    return layout_workflows.layout(page, templates.apply(workflow))
 
 
 def main() -> int:
