@@ -8,6 +8,7 @@ the pack touches no GPU and the other node modules stay testable with these few 
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import torch
@@ -33,11 +34,29 @@ _DEVICE_ROLES = {
 # model files
 
 
+SHARDED_SUFFIX = "/"  # a sharded model's folder is listed as "<dir>/" after its files
+
+
+def sharded_folders(files: list[str]) -> list[str]:
+    """The folders among ComfyUI's file listing that hold a sharded model (2+ .safetensors files), as "<dir>/".
+
+    A user may pick the folder instead of one shard (the loaders read every shard next to a picked one anyway); the
+    shipped templates name folders, so they keep working whatever a release's shard count is.
+    """
+    counts: dict[str, int] = {}
+    for name in files:
+        if name.lower().endswith(".safetensors") and os.path.dirname(name):
+            counts[os.path.dirname(name)] = counts.get(os.path.dirname(name), 0) + 1
+    return sorted(d.replace(os.sep, "/") + SHARDED_SUFFIX for d, n in counts.items() if n >= 2)
+
+
 def list_models(folder: str) -> list[str]:
-    """File names ComfyUI lists for a standard model folder ("diffusion_models", "vae", ...)."""
+    """File names ComfyUI lists for a standard model folder ("diffusion_models", "vae", ...), then the folders of
+    sharded models ("SkyReels-V3-V2V-14B/transformer/")."""
     import folder_paths
 
-    return folder_paths.get_filename_list(folder)
+    files = folder_paths.get_filename_list(folder)
+    return [*files, *sharded_folders(files)]
 
 
 def shown(value: object, limit: int = 80) -> str:
@@ -67,10 +86,16 @@ def _folder_hint(folder: str) -> str:
 
 
 def model_path(folder: str, name: str, input_name: str = "model_name") -> str:
-    """Full path of the listed file `name` in a model folder; raises naming the input when it is not listed."""
+    """Full path of the listed file (or sharded-model folder) `name` in a model folder; raises naming the input
+    when it is not listed."""
     import folder_paths
 
-    check_choice(input_name, name, list_models(folder), _folder_hint(folder))
+    files = folder_paths.get_filename_list(folder)
+    check_choice(input_name, name, [*files, *sharded_folders(files)], _folder_hint(folder))
+    if name.endswith(SHARDED_SUFFIX):  # a listed folder: found through one of its listed shards, never joined
+        shard = next(f for f in files if f.lower().endswith(".safetensors")
+                     and os.path.dirname(f).replace(os.sep, "/") + SHARDED_SUFFIX == name)
+        return os.path.dirname(folder_paths.get_full_path_or_raise(folder, shard))
     return folder_paths.get_full_path_or_raise(folder, name)
 
 
@@ -81,8 +106,6 @@ def _child_dir(folder: str, name: str) -> str | None:
     inside the folder root. A symlink the machine's owner put in the folder is followed (like ComfyUI's own file
     pickers); a name from a prompt can never point elsewhere.
     """
-    import os
-
     import folder_paths
 
     if not name or name in (".", "..") or os.path.isabs(name) or any(sep in name for sep in ("/", "\\", os.sep)):
@@ -97,8 +120,6 @@ def _child_dir(folder: str, name: str) -> str | None:
 
 def list_tokenizer_dirs() -> list[str]:
     """Sub-folders of models/text_encoders that look like a Hugging Face tokenizer (for the umT5 loader)."""
-    import os
-
     import folder_paths
 
     found = []
@@ -123,8 +144,6 @@ def tokenizer_path(name: str, input_name: str = "tokenizer") -> str:
 
 def list_model_dirs(folder: str, marker: str = "config.json") -> list[str]:
     """Sub-folders of a model folder that hold `marker` (Hugging Face model folders, e.g. an MLLM)."""
-    import os
-
     import folder_paths
 
     found = []

@@ -84,6 +84,11 @@ class _ChunkProgress:
         self.inner(done, total, x0[:1], label=f"chunk {(done - 1) // self.steps + 1}/{self.chunks}")
 
 
+def _cancel_point(done: int, total: int) -> None:
+    """The VAE's callback inside a recipe: Cancel is checked after every encode/decode time chunk too."""
+    bridge.check_cancel()
+
+
 def _model_tip(which: str) -> str:
     return f"From SkyReels Model Loader: {which}. A SkyReels-V2 I2V / V3 A2V model is refused (in_dim 36)."
 
@@ -195,7 +200,8 @@ class SkyReelsV3ExtendVideo(io.ComfyNode):
         frames = v3.extend_video(
             model.module, vae.runner, video, **_text(text_embeds, device), duration=duration, resolution=resolution,
             seed=seed, steps=steps, shift=shift, cfg=cfg, solver=scheduler, keep_input=keep_input,
-            callback=_ChunkProgress(steps, len(chunks), cls.hidden.unique_id, device), **size,
+            callback=_ChunkProgress(steps, len(chunks), cls.hidden.unique_id, device),
+            vae_callback=_cancel_point, **size,
         )
         return io.NodeOutput(frames, float(v3.FPS))
 
@@ -242,7 +248,7 @@ class SkyReelsV3ShotSwitch(io.ComfyNode):
         frames = v3.switch_shot(
             model.module, vae.runner, video, **_text(text_embeds, device), duration=duration, resolution=resolution,
             seed=seed, steps=steps, shift=shift, cfg=cfg, solver=scheduler,
-            callback=bridge.StepProgress(steps, cls.hidden.unique_id, device), **size,
+            callback=bridge.StepProgress(steps, cls.hidden.unique_id, device), vae_callback=_cancel_point, **size,
         )
         return io.NodeOutput(frames, float(v3.FPS))
 

@@ -14,7 +14,7 @@ Every input is validated before the first model call (SkyReelsInputError naming 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -355,23 +355,25 @@ def _chunk_callback(callback: StepCallback | None, chunk: int, chunks: int) -> S
 def extend_video(model, vae, clip: torch.Tensor, *, positive: torch.Tensor, negative: torch.Tensor | None = None,
                  duration: int = 5, resolution: str = "720P", width: int | None = None, height: int | None = None,
                  seed: int = 0, keep_input: bool = False, callback: StepCallback | None = None,
-                 **kwargs) -> torch.Tensor:
+                 vae_callback: Callable[[int, int], None] | None = None, **kwargs) -> torch.Tensor:
     """SkyReels-V3 single-shot extension: IMAGE clip [N >= 25, H, W, 3] -> the NEW frames only (IMAGE, 24 fps).
 
     Chunks of ~5 s (`extension_chunks`; 5 s -> 132 frames): each starts from the last 25 frames so far, encoded
     to 7 clean latents (re-encoded from the decoded pixels, as the reference), with the same seed every chunk.
     keep_input: return the whole clip (fitted to the output size) followed by the new frames.
-    callback(done, total, x0) counts the steps of all chunks (chunk k of n covers (k-1)*steps+1 .. k*steps).
-    kwargs: steps, shift, cfg, solver (see `sample_extension_chunk`).
+    callback(done, total, x0) counts the steps of all chunks (chunk k of n covers (k-1)*steps+1 .. k*steps);
+    vae_callback(done, total) is called after every time chunk of each VAE encode/decode (raise in it to cancel
+    between steps: at 720p a chunk's decode takes as long as several steps). kwargs: steps, shift, cfg, solver
+    (see `sample_extension_chunk`).
     """
     chunks = check_extension(model, clip, duration=duration, resolution=resolution, width=width, height=height)
     pixels = _clip_pixels(clip, PREFIX_FRAMES, "The clip to extend", resolution, height, width)
     new = []
     for k, noisy in enumerate(chunks):
-        prefix = vae.encode(pixels)
+        prefix = vae.encode(pixels, callback=vae_callback)
         latent = sample_extension_chunk(model, prefix, noisy, positive=positive, negative=negative, seed=seed,
                                         callback=_chunk_callback(callback, k, len(chunks)), **kwargs)
-        video = vae.decode(latent)
+        video = vae.decode(latent, callback=vae_callback)
         new.append(video[:, :, PREFIX_FRAMES:])
         pixels = video[:, :, -PREFIX_FRAMES:]
     frames = _to_image(torch.cat(new, dim=2))
@@ -405,18 +407,19 @@ def sample_shot_switch(model, condition: torch.Tensor, frames: int, *, positive:
 @torch.no_grad()
 def switch_shot(model, vae, clip: torch.Tensor, *, positive: torch.Tensor, negative: torch.Tensor | None = None,
                 duration: int = 5, resolution: str = "720P", width: int | None = None, height: int | None = None,
-                seed: int = 0, **kwargs) -> torch.Tensor:
+                seed: int = 0, vae_callback: Callable[[int, int], None] | None = None, **kwargs) -> torch.Tensor:
     """SkyReels-V3 shot switching: IMAGE clip -> the next shot, IMAGE [duration*24+1, H, W, 3] at 24 fps.
 
     duration 2-5 s; condition = the clip's last 9/17/25/33 frames. Put the shot type in the prompt
-    (`shot_prompt`). kwargs: steps, shift, cfg, solver, callback (see `sample_shot_switch`).
+    (`shot_prompt`). vae_callback: as in `extend_video`. kwargs: steps, shift, cfg, solver, callback (see
+    `sample_shot_switch`).
     """
     check_shot_switch(model, clip, duration=duration, resolution=resolution, width=width, height=height)
     pixels = _clip_pixels(clip, SHOT_CONDITION_FRAMES[duration], "The clip before the cut", resolution, height, width)
-    condition = vae.encode(pixels)
+    condition = vae.encode(pixels, callback=vae_callback)
     latent = sample_shot_switch(model, condition, duration * FPS + 1, positive=positive, negative=negative,
                                 seed=seed, **kwargs)
-    return _to_image(vae.decode(latent))
+    return _to_image(vae.decode(latent, callback=vae_callback))
 
 
 def check_shot_switch(model, clip, *, duration: int = 5, resolution: str = "720P", width: int | None = None,

@@ -236,12 +236,20 @@ def test_loaders_list_the_v3_shards_and_load_them(v3):
     options = _options(v3.nodes["SkyReelsModelLoader"].define_schema())
     for name in (f"{R2V}/transformer/{SHARD}", f"{V2V}/transformer/{SHARD}", f"{V2V}/shot_transformer/{SHARD}"):
         assert name in options  # what a user picks: any shard; the rest of the folder is found next to it
-    assert R2V not in options and f"{R2V}/transformer" not in options  # ComfyUI lists files, never folders
+    # the folders of sharded models follow the files (what the templates name); a repo root with no shards is not one
+    assert options[-3:] == [f"{R2V}/transformer/", f"{V2V}/shot_transformer/", f"{V2V}/transformer/"]
+    assert f"{R2V}/" not in options and f"{R2V}/vae/" not in options
+    by_folder = _load(v3, "SkyReelsModelLoader", model_name=f"{V2V}/shot_transformer/", weight_dtype="default",
+                      attention="auto")
+    shot_weights = by_folder.module.state_dict()
     assert f"{R2V}/vae/diffusion_pytorch_model.safetensors" in _options(v3.nodes["SkyReelsVAELoader"].define_schema())
     r2v, ext, shot = _model(v3, "r2v"), _model(v3, "ext"), _model(v3, "shot")
     assert r2v.module.config.time_embed_precision == "float32"  # diffusers-saved: config.json found next to it
     assert ext.module.config.time_embed_precision == "float64" and ext.module.config.in_dim == 16
     assert not torch.equal(ext.module.head.head.weight, shot.module.head.head.weight)
+    assert all(torch.equal(w, shot_weights[k]) for k, w in shot.module.state_dict().items())  # folder = any shard
+    with pytest.raises(Exception, match=r"model_name = '\.\./' is not one of its options"):
+        _load(v3, "SkyReelsModelLoader", model_name="../", weight_dtype="default", attention="auto")
     encoder, _, vae = _common(v3)
     assert v3.loaded in ([], [encoder.patcher])  # loading does not move a DiT or VAE to the GPU (text encode does)
     wan = _load(v3, "SkyReelsVAELoader", vae_name="wan_2.1_vae_tiny.safetensors")
@@ -340,3 +348,31 @@ def test_cancel_stops_within_one_step(v3, node_id, key, stop_at, args):
         _node(v3, node_id).execute(model=model, text_embeds=embeds, vae=vae, **args)
     hook.remove()
     assert len(calls) == stop_at  # guidance 1: one model call per step; the extension stops in its 2nd chunk
+
+
+@pytest.mark.parametrize(("node_id", "key", "args"), [
+    ("SkyReelsV3ExtendVideo", "ext", dict(V2V_ARGS, video=_clip(25), duration=10, steps=1, keep_input=False)),
+    ("SkyReelsV3ShotSwitch", "shot", dict(V2V_ARGS, duration=2, steps=1)),
+])  # fmt: skip
+def test_cancel_during_vae_work_between_steps_stops_it(v3, node_id, key, args):
+    """Cancel pressed after the last step of a chunk is seen in that chunk's VAE decode (after its first time
+    chunk), not after the next chunk's encode and sampling: the DiT runs once and the decode does not finish."""
+    _, embeds, vae = _common(v3)
+    model = _model(v3, key)
+    calls, hook = _count_calls(model.module)
+    decoded = []
+    decode = vae.runner.decode
+
+    def press(self, value, total=None, preview=None):
+        shared.FakeCancel.pressed = True
+
+    def counted_decode(latent, **kw):
+        decoded.append(latent.shape)
+        return decode(latent, **kw)
+
+    with patch.object(FakeProgressBar, "update_absolute", press), \
+            patch.object(vae.runner, "decode", counted_decode), pytest.raises(shared.InterruptProcessingException):
+        _node(v3, node_id).execute(model=model, text_embeds=embeds, vae=vae, **args)
+    hook.remove()
+    assert len(calls) == 1 and len(decoded) == 1  # one step, then the first decode raised
+    assert shared.FakeCancel.pressed is False  # the press was consumed by a check (ComfyUI resets it the same way)
