@@ -215,8 +215,8 @@ class SkyReelsV3ShotSwitch(io.ComfyNode):
             category=CATEGORY,
             description="SkyReels-V3 shot switching: the next shot after a clip (a cut-in, cut-out, reverse shot, "
             "...), 2-5 s, continuing its people and place. The shot type is a tag in the prompt: write the prompt in "
-            "SkyReels V3 Shot Prompt, then SkyReels Text Encode. Outputs the new shot's frames (duration x 24 + 1) "
-            "and fps 24. Inputs are checked before anything runs.",
+            "SkyReels V3 Shot Prompt, then SkyReels Text Encode. Outputs the new shot's frames (duration x 24 + 1; "
+            "with keep_input the clip first) and fps 24. Inputs are checked before anything runs.",
             inputs=[
                 SkyReelsModel.Input("model", tooltip=_model_tip("the shot_transformer/ folder of SkyReels-V3-V2V "
                                     "(any shard), not transformer/")),
@@ -232,22 +232,27 @@ class SkyReelsV3ShotSwitch(io.ComfyNode):
                 *_sampling_widgets(8.0, "V2V, Wan FlowUniPC schedule"),
                 _cfg_widget("cfg", "Classifier-free guidance."),
                 _scheduler("FlowUniPC"),
+                io.Boolean.Input("keep_input", default=False, optional=True,
+                                 tooltip="Off: output only the new shot. On: the clip (fitted to the output size) "
+                                 "followed by the new shot, one video with the cut in it (the clip's audio from Get "
+                                 "Video Components then lines up with it)."),
             ],
-            outputs=[io.Image.Output(display_name="frames", tooltip="The new shot -> Create Video (or batch it "
-                                     "after the clip)."),
+            outputs=[io.Image.Output(display_name="frames", tooltip="The new shot (with keep_input: the clip, then "
+                                     "the new shot) -> Create Video."),
                      io.Float.Output(display_name="fps", tooltip=FPS_TIP)],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
     def execute(cls, model, text_embeds, vae, video, resolution: str, width: int, height: int, duration: int,
-                seed: int, steps: int, shift: float, cfg: float, scheduler: str) -> io.NodeOutput:
+                seed: int, steps: int, shift: float, cfg: float, scheduler: str,
+                keep_input: bool = False) -> io.NodeOutput:
         size = _size(width, height)
         v3.check_shot_switch(model.module, video, duration=duration, resolution=resolution, **size)
         device = bridge.load_for_use(model, vae)
         frames = v3.switch_shot(
             model.module, vae.runner, video, **_text(text_embeds, device), duration=duration, resolution=resolution,
-            seed=seed, steps=steps, shift=shift, cfg=cfg, solver=scheduler,
+            seed=seed, steps=steps, shift=shift, cfg=cfg, solver=scheduler, keep_input=keep_input,
             callback=bridge.StepProgress(steps, cls.hidden.unique_id, device), vae_callback=_cancel_point, **size,
         )
         return io.NodeOutput(frames, float(v3.FPS))

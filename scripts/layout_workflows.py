@@ -14,8 +14,8 @@ loads each workflow in the real frontend, measures every node's box in both rend
 - a Note much wider than a column (the V4 "weights not released" Note) is a banner across the top.
 
 Run it with the newest frontend (its nodes are the largest); the browser test test_shipped_layout_has_no_overlaps
-checks the result on every tested frontend in both renderers. `layout(page, workflow)` is also what
-make_v3_workflows.py / make_v4_workflows.py call after building a graph.
+checks the result on every tested frontend in both renderers. `build_graph(page, nodes, links)`
+and `layout(page, workflow)` are what make_v3_workflows.py / make_v4_workflows.py build new templates with.
 """
 
 from __future__ import annotations
@@ -62,6 +62,43 @@ async ([wf, vue, VUE_SETTING]) => {
   });
 }
 """
+
+
+# Create a graph node by node with LiteGraph, as a user does on the canvas, and return what saving writes.
+# nodes: {key: [type, column, row, {widget: value}, title or null]}; links: [[src key, slot, dst key, input name]].
+BUILD_JS = r"""
+async ({nodes, links}) => {
+  app.graph.clear();
+  const made = {};
+  let order = 0;
+  for (const [key, [type, col, row, widgets, title]] of Object.entries(nodes)) {
+    const n = LiteGraph.createNode(type);
+    if (!n) throw new Error("unknown node type " + type);
+    n.pos = [40 + col * 430, 40 + row * 210];
+    if (title) n.title = title;
+    for (const [name, value] of Object.entries(widgets)) {
+      const w = n.widgets.find(w => w.name === name);
+      if (!w) throw new Error(type + " has no widget " + name);
+      w.value = value;
+    }
+    app.graph.add(n);
+    made[key] = n;
+  }
+  for (const [src, slot, dst, input] of links) {
+    const d = made[dst], i = d.inputs.findIndex(x => x.name === input);
+    if (i < 0) throw new Error(dst + " has no input " + input);
+    if (!made[src].connect(slot, d, i)) throw new Error("cannot connect " + src + " -> " + dst + "." + input);
+  }
+  for (const n of app.graph.nodes) { const s = n.computeSize(); n.size = [Math.max(n.size[0], 380), s[1]]; }
+  app.graph.setDirtyCanvas(true, true);
+  return JSON.parse(JSON.stringify(app.graph.serialize()));  // drops undefined fields, as saving does
+}
+"""
+
+
+def build_graph(page, nodes: dict, links: list) -> dict:
+    """The saved (UI-format) workflow of a graph built in the page's frontend (BUILD_JS); lay it out with layout()."""
+    return page.evaluate(BUILD_JS, {"nodes": nodes, "links": links})
 
 
 def is_sampler(node: dict) -> bool:

@@ -16,6 +16,10 @@ them, so their sizes below are part of the tests' expectations.
 - skyreels_v4_clip.mp4    17 frames 64x64 at 16 fps, h264 + a 44.1 kHz AAC tone track: V4 extension and editing
 - skyreels_v4_mask.png    64x64, right half white (= regenerate): V4 inpaint/edit mask (Load Image (as Mask), red)
 - skyreels_v4_voice.wav   1.0 s mono 22.05 kHz 16-bit: a synthetic voice-like tone (harmonics, vibrato, syllables)
+- skyreels_v3_person.png  48x64 RGB portrait: a figure (head, body) on grey: V3 reference-to-video, a subject
+- skyreels_v3_place.png   96x64 RGB landscape: V3 reference-to-video, the background
+- skyreels_v3_clip.mp4    33 frames 64x64 at 24 fps, h264 + a 44.1 kHz AAC tone: V3 extension and shot switching
+                          (33 frames: the 25-frame extension prefix and the 33-frame condition of a 5 s shot)
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ import numpy as np
 OUT = Path(__file__).resolve().parents[1] / "workflows" / "example_inputs"
 DF_CLIP_FRAMES, DF_CLIP_SIZE, DF_CLIP_FPS = 9, (64, 48), 24
 CLIP_FRAMES, CLIP_SIZE, CLIP_FPS = 17, 64, 16
+V3_CLIP_FRAMES, V3_CLIP_SIZE, V3_CLIP_FPS = 33, 64, 24
 NAMES = {"i2v_start": "skyreels_i2v_start.png", "df_start": "skyreels_df_start.png", "df_clip": "skyreels_df_clip.mp4",
          "start": "skyreels_v4_start.png", "ref": "skyreels_v4_ref.png", "clip": "skyreels_v4_clip.mp4",
-         "mask": "skyreels_v4_mask.png", "voice": "skyreels_v4_voice.wav"}
+         "mask": "skyreels_v4_mask.png", "voice": "skyreels_v4_voice.wav", "v3_person": "skyreels_v3_person.png",
+         "v3_place": "skyreels_v3_place.png", "v3_clip": "skyreels_v3_clip.mp4"}
 
 
 def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +83,16 @@ def reference_image(height: int = 48, width: int = 64) -> np.ndarray:
     img[face] = (0.9, 0.7, 0.55)
     for ex in (width * 0.4, width * 0.6):
         img[(x - ex) ** 2 + (y - height * 0.42) ** 2 < 4] = (0.1, 0.1, 0.1)
+    return (img * 255).round().astype(np.uint8)
+
+
+def person_image(height: int = 64, width: int = 48) -> np.ndarray:
+    """A standing figure (round head, shirt, trousers) on a light grey background: a subject reference."""
+    y, x = _grid(height, width)
+    img = np.full((height, width, 3), 0.82, np.float32)
+    img[((x - width / 2) / (width * 0.45)) ** 2 + ((y - height * 0.72) / (height * 0.3)) ** 2 < 1] = (0.8, 0.2, 0.2)
+    img[(y > height * 0.88) & (np.abs(x - width / 2) < width * 0.22)] = (0.15, 0.2, 0.45)
+    img[(x - width / 2) ** 2 + (y - height * 0.28) ** 2 < (height * 0.15) ** 2] = (0.93, 0.76, 0.62)
     return (img * 255).round().astype(np.uint8)
 
 
@@ -165,6 +181,9 @@ def write_all(out_dir: Path | str = OUT) -> dict[str, Path]:
         "clip": write_clip(d / NAMES["clip"], clip_frames(), CLIP_FPS),
         "mask": write_png(d / NAMES["mask"], mask_image()),
         "voice": write_wav(d / NAMES["voice"], voice_like()),
+        "v3_person": write_png(d / NAMES["v3_person"], person_image()),
+        "v3_place": write_png(d / NAMES["v3_place"], landscape(96, 64)),
+        "v3_clip": write_clip(d / NAMES["v3_clip"], clip_frames(V3_CLIP_FRAMES, V3_CLIP_SIZE), V3_CLIP_FPS),
     }
 
 

@@ -326,6 +326,9 @@ REAL_NAMED_FILES: tuple[TinyFile, ...] = (
     TinyFile("vae/bigvgan_generator.pt", tiny_builders.tiny_vocoder_state_dict, wrap="generator"),
     TinyFile("text_encoders/Qwen2.5-VL-7B-Instruct", tiny_qwen25_vl_files),
     TinyFile(DM + "skyreels_v4_av.safetensors", tiny_builders.tiny_av_dit_state_dict),
+    TinyFile(DM + "SkyReels-V3-R2V-14B/transformer", tiny_r2v_transformer_files),
+    TinyFile(DM + "SkyReels-V3-V2V-14B/transformer", tiny_v2v_files(1)),
+    TinyFile(DM + "SkyReels-V3-V2V-14B/shot_transformer", tiny_v2v_files(2)),
 )
 
 

@@ -114,41 +114,12 @@ WORKFLOWS = {
          ("refs", 0, "sampler", "references")]),
 }
 
-BUILD_JS = r"""
-async ({nodes, links}) => {
-  app.graph.clear();
-  const made = {};
-  let order = 0;
-  for (const [key, [type, col, row, widgets, title]] of Object.entries(nodes)) {
-    const n = LiteGraph.createNode(type);
-    if (!n) throw new Error("unknown node type " + type);
-    n.pos = [40 + col * 430, 40 + row * 210];
-    if (title) n.title = title;
-    for (const [name, value] of Object.entries(widgets)) {
-      const w = n.widgets.find(w => w.name === name);
-      if (!w) throw new Error(type + " has no widget " + name);
-      w.value = value;
-    }
-    app.graph.add(n);
-    made[key] = n;
-  }
-  for (const [src, slot, dst, input] of links) {
-    const d = made[dst], i = d.inputs.findIndex(x => x.name === input);
-    if (i < 0) throw new Error(dst + " has no input " + input);
-    if (!made[src].connect(slot, d, i)) throw new Error("cannot connect " + src + " -> " + dst + "." + input);
-  }
-  for (const n of app.graph.nodes) { const s = n.computeSize(); n.size = [Math.max(n.size[0], 380), s[1]]; }
-  app.graph.setDirtyCanvas(true, true);
-  return JSON.parse(JSON.stringify(app.graph.serialize()));  // drops undefined fields, as saving does
-}
-"""
-
-
 def build(page, name: str) -> dict:
     extra_nodes, extra_links = WORKFLOWS[name]
     nodes = {**COMMON, **extra_nodes}
-    workflow = page.evaluate(BUILD_JS, {"nodes": nodes, "links": COMMON_LINKS + extra_links})
-    workflow["extra"] = {"ds": {"scale": 0.6, "offset": [20, 20]}, "frontendVersion": "1.32.9"}
+    workflow = layout_workflows.build_graph(page, nodes, COMMON_LINKS + extra_links)
+    version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__")
+    workflow["extra"] = {"ds": {"scale": 0.6, "offset": [20, 20]}, "frontendVersion": version}
     return layout_workflows.layout(page, templates.apply(workflow))
 
 

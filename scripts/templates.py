@@ -59,6 +59,13 @@ MODEL_FILES: dict[str, ModelFile] = {m.name: m for m in (
               "nvidia/bigvgan_v2_44khz_128band_512x"),
     ModelFile("Qwen2.5-VL-7B-Instruct", "text_encoders", None, "Qwen/Qwen2.5-VL-7B-Instruct (the whole folder)"),
     ModelFile("skyreels_v4_av.safetensors", "diffusion_models", None, "not released"),
+    # sharded releases: the loader lists their folder ("<dir>/") after the files (nodes/comfy_bridge.py)
+    ModelFile("SkyReels-V3-R2V-14B/transformer/", "diffusion_models", None,
+              "Skywork/SkyReels-V3-R2V-14B, the transformer/ folder (config.json + shards)"),
+    ModelFile("SkyReels-V3-V2V-14B/transformer/", "diffusion_models", None,
+              "Skywork/SkyReels-V3-V2V-14B, the transformer/ folder (single-shot extension)"),
+    ModelFile("SkyReels-V3-V2V-14B/shot_transformer/", "diffusion_models", None,
+              "Skywork/SkyReels-V3-V2V-14B, the shot_transformer/ folder (shot switching)"),
 )}
 
 # tiny test file -> the real file a template names instead
@@ -113,6 +120,12 @@ TEMPLATES = (
              "Diffusion forcing from a start image (Load Image -> start_image)."),
     Template("skyreels_v2_df_extend", "SkyReels-V2 DF Extend a Clip",
              "Continue a clip: Load Video -> Get Video Components -> extend_video (width/height = the clip's)."),
+    Template("skyreels_v3_r2v", "SkyReels-V3 Reference to Video",
+             "1-4 reference images (people, objects, a place) + a prompt -> a 5 s, 24 fps video of them; 8 steps."),
+    Template("skyreels_v3_extend", "SkyReels-V3 Extend a Clip",
+             "Continue a clip in the same shot (5-30 s more, 24 fps); the clip's own audio is kept."),
+    Template("skyreels_v3_shot_switch", "SkyReels-V3 Shot Switch",
+             "A cut to the next shot (cut-in, cut-out, reverse shot...) after a clip, joined into one mp4."),
     Template("skyreels_v4_t2av", "SkyReels-V4 Text to Video and Audio",
              "One prompt with <dialogue>/<sfx>/<bgm> tags -> video with a 44.1 kHz soundtrack."),
     Template("skyreels_v4_i2av", "SkyReels-V4 Image to Video and Audio", "A first frame -> video + audio."),

@@ -125,12 +125,20 @@ function vueNodes() {
   }
 }
 
-function statusLine(node) {
-  // The canvas renderer shows the backend's progress text in its own box (the $$node-text-preview widget); Vue nodes
-  // (1.32) do not show that widget: there, and whenever the box says something else, the status goes in our line.
-  const status = node.skyreelsStatus ?? "";
+function nativeTextShown(node, status) {
+  // Whether the frontend itself shows this status: the canvas renderer draws the backend's progress text in its own
+  // box (the $$node-text-preview widget); Vue nodes draw it as a markdown box from frontend 1.58, not in 1.32.
   const native = widget(node, TEXT_PREVIEW_WIDGET);
-  return !vueNodes() && native && String(native.value) === status ? "" : status;
+  if (!native || String(native.value) !== status) return false;
+  if (!vueNodes()) return true;
+  const box = document.querySelector(`[data-node-id="${node.id}"] .comfy-markdown-content`);
+  return Boolean(box && box.textContent.trim() === status.trim());
+}
+
+function statusLine(node) {
+  // The status goes in our line unless the frontend already shows the same text (one line, never two).
+  const status = node.skyreelsStatus ?? "";
+  return status && nativeTextShown(node, status) ? "" : status;
 }
 
 function infoLines(node) {
@@ -225,7 +233,8 @@ function onProgress(event) {
   node.skyreelsStatus = detail.text;
   node.skyreelsProgress = detail;
   render(node);
-  setTimeout(() => render(node), 50); // the progress text of the same step may arrive just after
+  // the progress text of the same step may arrive (and a Vue node redraw it) just after
+  for (const ms of [50, 250]) setTimeout(() => render(node), ms);
   node.setDirtyCanvas?.(true, true);
 }
 

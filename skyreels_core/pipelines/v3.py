@@ -377,10 +377,13 @@ def extend_video(model, vae, clip: torch.Tensor, *, positive: torch.Tensor, nega
         new.append(video[:, :, PREFIX_FRAMES:])
         pixels = video[:, :, -PREFIX_FRAMES:]
     frames = _to_image(torch.cat(new, dim=2))
-    if keep_input:
-        height, width = frames.shape[1:3]
-        frames = torch.cat([_to_image(pixels_to_video(fit_crop(check_image(clip, "clip"), height, width))), frames])
-    return frames
+    return _after_clip(clip, frames) if keep_input else frames
+
+
+def _after_clip(clip: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """The whole clip (centre-cropped and resized to the new frames' size) followed by the new frames."""
+    height, width = frames.shape[1:3]
+    return torch.cat([_to_image(pixels_to_video(fit_crop(check_image(clip, "clip"), height, width))), frames])
 
 
 # shot switching
@@ -407,11 +410,13 @@ def sample_shot_switch(model, condition: torch.Tensor, frames: int, *, positive:
 @torch.no_grad()
 def switch_shot(model, vae, clip: torch.Tensor, *, positive: torch.Tensor, negative: torch.Tensor | None = None,
                 duration: int = 5, resolution: str = "720P", width: int | None = None, height: int | None = None,
-                seed: int = 0, vae_callback: Callable[[int, int], None] | None = None, **kwargs) -> torch.Tensor:
+                seed: int = 0, keep_input: bool = False, vae_callback: Callable[[int, int], None] | None = None,
+                **kwargs) -> torch.Tensor:
     """SkyReels-V3 shot switching: IMAGE clip -> the next shot, IMAGE [duration*24+1, H, W, 3] at 24 fps.
 
     duration 2-5 s; condition = the clip's last 9/17/25/33 frames. Put the shot type in the prompt
-    (`shot_prompt`). vae_callback: as in `extend_video`. kwargs: steps, shift, cfg, solver, callback (see
+    (`shot_prompt`). keep_input: return the whole clip (fitted to the output size) and then the new shot, one
+    video with the cut in it. vae_callback: as in `extend_video`. kwargs: steps, shift, cfg, solver, callback (see
     `sample_shot_switch`).
     """
     check_shot_switch(model, clip, duration=duration, resolution=resolution, width=width, height=height)
@@ -419,7 +424,8 @@ def switch_shot(model, vae, clip: torch.Tensor, *, positive: torch.Tensor, negat
     condition = vae.encode(pixels, callback=vae_callback)
     latent = sample_shot_switch(model, condition, duration * FPS + 1, positive=positive, negative=negative,
                                 seed=seed, **kwargs)
-    return _to_image(vae.decode(latent, callback=vae_callback))
+    frames = _to_image(vae.decode(latent, callback=vae_callback))
+    return _after_clip(clip, frames) if keep_input else frames
 
 
 def check_shot_switch(model, clip, *, duration: int = 5, resolution: str = "720P", width: int | None = None,

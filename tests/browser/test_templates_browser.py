@@ -22,8 +22,23 @@ MISSING_MODELS = re.compile(r"missing models|models were not found", re.I)
 
 
 
+ISSUES_PANEL_FRONTEND = (1, 58)  # a "... is missing / View details" toast, then the Workflow Overview's Issues panel
+
+
 def missing_models_dialog(comfy_page) -> str | None:
-    dialogs = comfy_page.page.locator(".p-dialog, [role=dialog]").filter(has_text=MISSING_MODELS)
+    """The text of the frontend's missing-models notice: a dialog up to 1.47; from 1.58 a toast whose View details
+    opens the Issues panel ("Missing Models", each file with its folder and a Download button)."""
+    page = comfy_page.page
+    if comfy_page.frontend_version >= ISSUES_PANEL_FRONTEND:
+        page.wait_for_timeout(800)
+        details = page.get_by_role("button", name=re.compile("View details"))
+        if not details.count():
+            return None
+        details.first.click()
+        panel = page.locator("div.rounded-lg").filter(has_text="Missing Models").filter(has_text="Download all")
+        panel.last.wait_for(timeout=10_000)
+        return panel.last.inner_text()
+    dialogs = page.locator(".p-dialog, [role=dialog]").filter(has_text=MISSING_MODELS)
     return dialogs.first.inner_text() if dialogs.count() and dialogs.first.is_visible() else None
 
 
@@ -45,11 +60,15 @@ def test_a_missing_model_is_offered_for_download(comfy_page):
     text = missing_models_dialog(comfy_page)
     comfy_page.screenshot("missing_models")
     assert text is not None, "no missing-models dialog"
-    assert "vae / wan_2.1_vae_not_downloaded.safetensors" in text and "Download" in text, text
-    html = comfy_page.page.locator(".p-dialog, [role=dialog]").filter(has_text=MISSING_MODELS).first.inner_html()
-    assert url in html, html  # the Download / Copy URL buttons carry the URL from properties.models
     assert "SkyReels" not in text and "umt5" not in text, text  # only the missing one (the others are present)
-    comfy_page.close_dialogs()
+    if comfy_page.frontend_version >= ISSUES_PANEL_FRONTEND:  # its Download button fetches the URL from JS state
+        assert "wan_2.1_vae_not_downloaded.safetensors\nvae" in text and "Download" in text, text
+        comfy_page.page.keyboard.press("Escape")
+    else:
+        assert "vae / wan_2.1_vae_not_downloaded.safetensors" in text and "Download" in text, text
+        html = comfy_page.page.locator(".p-dialog, [role=dialog]").filter(has_text=MISSING_MODELS).first.inner_html()
+        assert url in html, html  # the Download / Copy URL buttons carry the URL from properties.models
+        comfy_page.close_dialogs()
     comfy_page.load_workflow(original)
     assert missing_models_dialog(comfy_page) is None
 

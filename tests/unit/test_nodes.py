@@ -51,7 +51,7 @@ WIDGETS = {
                               "scheduler", "keep_input"],
     "SkyReelsV3ShotPrompt": ["prompt", "shot_type"],
     "SkyReelsV3ShotSwitch": ["resolution", "width", "height", "duration", "seed", "steps", "shift", "cfg",
-                             "scheduler"],
+                             "scheduler", "keep_input"],
     "SkyReelsV4ModelLoader": ["model_name", "weight_dtype", "attention"],
     "SkyReelsV4AudioCodecLoader": ["vae_name", "vocoder_name"],
     "SkyReelsV4TextEncoderLoader": ["mllm_name", "layers"],

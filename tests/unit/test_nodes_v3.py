@@ -320,6 +320,11 @@ def test_shot_prompt_encode_and_shot_switch_give_the_5s_shot(v3):
     ref = _v3().switch_shot(model.module, vae.runner, _clip(40), positive=embeds.positive, negative=embeds.negative,
                             duration=5, width=16, height=16, seed=3, steps=2)
     torch.testing.assert_close(frames, ref)
+    joined, _ = _node(v3, "SkyReelsV3ShotSwitch").execute(model=model, text_embeds=embeds, vae=vae,
+                                                          **dict(V2V_ARGS, duration=5, steps=2, keep_input=True))
+    assert joined.shape == (40 + 121, 16, 16, 3)  # the clip, then the cut to the new shot
+    torch.testing.assert_close(joined[:40], _clip(40), atol=1e-6, rtol=0)
+    torch.testing.assert_close(joined[40:], ref)
 
 
 class Interrupt(Exception):
