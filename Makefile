@@ -4,7 +4,7 @@
 # COMFY picks the ComfyUI version (scripts/setup_test_host.py COMFY_VERSIONS):
 #   COMFY=oldest  ComfyUI 0.3.75, frontend 1.32.9 (the oldest supported; default)
 #   COMFY=newest  ComfyUI 0.30.0 (newest obtainable offline), served with the newest frontend 1.58.1
-#   make test-all runs the whole suite on both, oldest first (CI, .ci/run, runs `make test`: the oldest)
+#   make test-all runs the whole suite on both, oldest first (what CI, .ci/run, runs)
 # Each version has its own host: $$SKYREELS_TESTHOST, else ~/.cache/skyreels-testhost (oldest) or
 # ~/.cache/skyreels-testhost-newest;
 # set-up is stamped, so re-runs take seconds. Extra pytest arguments: make test PYTEST_ARGS="-k smoke -x".
