@@ -9,7 +9,9 @@ Differences from the reference, all numerically neutral in float32:
   - per-frame modulation stays [B, 6, F, D] and is broadcast over each frame's tokens (never [B, 6, L, D]);
   - RoPE angles are computed from the token positions (angle = position * inv_freq) instead of a 1024-row table;
   - the I2V image tokens travel separately from the text tokens (no hard-coded 257 split);
-  - the bf16 block-output cast of SkyReels-V2 is optional (`WanModel.residual_dtype`, default off = Wan2.1).
+  - the bf16 block-output cast of SkyReels-V2 is optional (`WanModel.residual_dtype`, default off = Wan2.1);
+  - SkyReels-V3 A2V embeds the timestep in bf16 (no float32 autocast); we keep the float32 island for it too.
+    Its speech adapter runs in the compute dtype like the reference; norm_x is the same affine LayerNorm as norm3.
 Float32 islands (as in the reference): time embedding MLPs, modulation arithmetic, q/k norms + RoPE, head.
 """
 
