@@ -32,6 +32,7 @@ from ..nn.embeddings import diffusers_timestep_embedding, sinusoidal_embedding
 from ..nn.modulation import gated_residual, modulate, modulation_chunks
 from ..nn.norms import FP32LayerNorm, RMSNorm
 from ..nn.rope import grid_positions, rope_angles, rope_apply
+from .wan_audio import AudioProjModel, WanAudioCrossAttention
 
 __all__ = [
     "WanDiTConfig",
@@ -48,9 +49,6 @@ __all__ = [
     "DF_14B",
     "A2V_19B",
     "TINY",
-    "AudioProjModel",
-    "WanAudioCrossAttention",
-    "audio_windows_per_latent_frame",
 ]
 
 WAN_HEAD_DIM = 128  # every released Wan2.1 / SkyReels DiT
@@ -111,11 +109,6 @@ class WanDiTConfig:
     @property
     def is_i2v(self) -> bool:
         return self.model_type == "i2v"
-
-    @property
-    def audio_window_later(self) -> int:
-        """Speech-window entries of a latent frame after the first (8 for window 5, stride 4)."""
-        return self.audio_window + self.vae_temporal_stride - 1
 
     @classmethod
     def from_state_dict(cls, sd: dict[str, torch.Tensor], **overrides) -> WanDiTConfig:
@@ -455,30 +448,6 @@ class WanI2VCrossAttention(WanT2VCrossAttention):
 CROSS_ATTENTION_CLASSES = {"t2v": WanT2VCrossAttention, "i2v": WanI2VCrossAttention}
 
 
-class WanAudioCrossAttention(nn.Module):
-    """A2V speech cross-attention, frame-local: the tokens of latent frame f attend only to the audio tokens of
-    frame f. No q/k norms and no RoPE (single speaker, as released). Keys q_linear, kv_linear (k rows first, then
-    v rows), proj."""
-
-    def __init__(self, dim: int, audio_dim: int, num_heads: int, *, ops, device=None, dtype=None):
-        super().__init__()
-        self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
-        kw = dict(device=device, dtype=dtype)
-        self.q_linear = ops.Linear(dim, dim, **kw)
-        self.kv_linear = ops.Linear(audio_dim, 2 * dim, **kw)
-        self.proj = ops.Linear(dim, dim, **kw)
-
-    def forward(self, x: torch.Tensor, audio: torch.Tensor, backend: str = "auto") -> torch.Tensor:
-        """x: [B, F * S, D] (S tokens per latent frame); audio: [B, F, N_audio, audio_dim]. Returns [B, F * S, D]."""
-        b, frames = audio.shape[:2]
-        heads = (self.num_heads, self.head_dim)
-        # one attention batch per latent frame
-        q = self.q_linear(x.reshape(b * frames, -1, self.dim)).unflatten(-1, heads)
-        k, v = self.kv_linear(audio.flatten(0, 1)).unflatten(-1, (2, *heads)).unbind(-3)
-        y = attention(q, k, v, backend=backend).flatten(2)
-        return self.proj(y).reshape(b, -1, self.dim)
-
-
 # block
 
 
@@ -554,48 +523,6 @@ class MLPProj(nn.Module):
         return self.proj(image_embeds)
 
 
-def audio_windows_per_latent_frame(audio: torch.Tensor, window: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Windowed speech features per video frame -> one window per latent frame.
-
-    audio: [B, stride * (F - 1) + 1, window, layers, C]. Latent frame 0 keeps video frame 0's window. Each later
-    latent frame covers `stride` video frames and takes: the first frame's window up to the centre, the centre
-    entry of each middle frame, the last frame's window from the centre (window + stride - 1 entries).
-    Returns ([B, 1, window, layers, C], [B, F - 1, window + stride - 1, layers, C]).
-    """
-    centre = window // 2
-    groups = audio[:, 1:].unflatten(1, (-1, stride))  # [B, F-1, stride, window, layers, C]
-    later = torch.cat([
-        groups[:, :, 0, : centre + 1],
-        groups[:, :, 1:-1, centre],
-        groups[:, :, -1, centre:],
-    ], dim=2)
-    return audio[:, :1], later
-
-
-class AudioProjModel(nn.Module):
-    """Speech features -> `tokens` audio tokens per latent frame (keys audio_proj.{proj1, proj1_vf, proj2, proj3,
-    norm}); runs in the compute dtype, as in the reference."""
-
-    def __init__(self, config: WanDiTConfig, *, ops, device=None, dtype=None):
-        super().__init__()
-        c, kw = config, dict(device=device, dtype=dtype)
-        per_frame = c.audio_layers * c.audio_feature_dim
-        self.tokens, self.token_dim = c.audio_tokens, c.audio_token_dim
-        self.window, self.stride = c.audio_window, c.vae_temporal_stride
-        self.proj1 = ops.Linear(c.audio_window * per_frame, c.audio_hidden_dim, **kw)
-        self.proj1_vf = ops.Linear(c.audio_window_later * per_frame, c.audio_hidden_dim, **kw)
-        self.proj2 = ops.Linear(c.audio_hidden_dim, c.audio_hidden_dim, **kw)
-        self.proj3 = ops.Linear(c.audio_hidden_dim, c.audio_tokens * c.audio_token_dim, **kw)
-        self.norm = ops.LayerNorm(c.audio_token_dim, **kw)
-
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """[B, stride * (F - 1) + 1, window, layers, C] -> [B, F, tokens, token_dim]."""
-        first, later = audio_windows_per_latent_frame(audio, self.window, self.stride)
-        h = torch.cat([F.relu(self.proj1(first.flatten(2))), F.relu(self.proj1_vf(later.flatten(2)))], dim=1)
-        tokens = self.proj3(F.relu(self.proj2(h))).unflatten(-1, (self.tokens, self.token_dim))
-        return self.norm(tokens)
-
-
 # model
 
 
@@ -634,7 +561,11 @@ class WanModel(nn.Module):
         if c.is_i2v:
             self.img_emb = MLPProj(c.image_dim, c.dim, ops=ops, **kw)
         if c.audio_adapter:
-            self.audio_proj = AudioProjModel(c, ops=ops, **kw)
+            self.audio_proj = AudioProjModel(
+                feature_dim=c.audio_feature_dim, layers=c.audio_layers, window=c.audio_window,
+                stride=c.vae_temporal_stride, hidden_dim=c.audio_hidden_dim, tokens=c.audio_tokens,
+                token_dim=c.audio_token_dim, ops=ops, **kw,
+            )
 
     @property
     def compute_dtype(self) -> torch.dtype:

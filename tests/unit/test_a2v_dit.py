@@ -15,13 +15,13 @@ from safetensors.torch import load_file, save_file
 
 from skyreels_core.checkpoints.detect import detect_kind
 from skyreels_core.errors import CheckpointError, SkyReelsInputError
+from skyreels_core.models.wan_audio import audio_windows_per_latent_frame
 from skyreels_core.models.wan_dit import (
     A2V_19B,
     I2V_14B,
     TINY,
     WanDiTConfig,
     WanModel,
-    audio_windows_per_latent_frame,
     param_count,
     shape_fields,
 )
