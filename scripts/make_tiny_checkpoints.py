@@ -66,10 +66,15 @@ def _wan_config(variant: str):
     from skyreels_core.models.wan_dit import TINY
 
     base = dataclasses.replace(TINY, text_dim=UMT5Config.TINY.dim, image_dim=CLIPVisionConfig.TINY.dim)
+    i2v = dataclasses.replace(base, model_type="i2v", in_dim=36)
     return {
         "t2v": base,
-        "i2v": dataclasses.replace(base, model_type="i2v", in_dim=36),
+        "i2v": i2v,
         "df": dataclasses.replace(base, inject_sample_info=True),
+        # The speech-feature sizes are fixed by wav2vec2-base (768 x 12 layers, window 5, 32 tokens), so proj1 /
+        # proj1_vf take 46080 / 73728 inputs whatever the model; the adapter's hidden width (proj2) and the model
+        # width are free, and small here (head_dim stays 128, as released, so the shapes alone give num_heads).
+        "a2v": dataclasses.replace(i2v, dim=128, ffn_dim=256, num_heads=1, audio_adapter=True, audio_hidden_dim=4),
     }[variant]
 
 
@@ -279,6 +284,27 @@ def tiny_v2v_files(seed: int) -> Callable[[], FolderFiles]:
     return build
 
 
+def _a2v_config_json() -> dict:
+    """The reference WanModel's root `config.json` (its __init__ argument names) for the tiny A2V model."""
+    c = _wan_config("a2v")
+    return {"_class_name": "WanModel", "model_type": c.model_type, "patch_size": list(c.patch_size), "text_len": 512,
+            "in_dim": c.in_dim, "dim": c.dim, "ffn_dim": c.ffn_dim, "freq_dim": c.freq_dim, "text_dim": c.text_dim,
+            "out_dim": c.out_dim, "num_heads": c.num_heads, "num_layers": c.num_layers, "window_size": [-1, -1],
+            "qk_norm": c.qk_norm, "cross_attn_norm": c.cross_attn_norm, "eps": c.eps,
+            "audio_window": c.audio_window, "intermediate_dim": c.audio_hidden_dim, "output_dim": c.audio_token_dim,
+            "context_tokens": c.audio_tokens, "vae_scale": c.vae_temporal_stride, "norm_input_visual": True,
+            "norm_output_audio": True}
+
+
+def tiny_a2v_files() -> FolderFiles:
+    """SkyReels-V3 A2V root: Wan I2V keys + speech adapter in bf16 (as released), 2 shards without an index (the
+    reference globs *.safetensors) and config.json; no config metadata, the loader reads config.json (seed 4)."""
+    state = to_bf16(tiny_dit_state_dict("a2v", seed=4, marker=False))
+    files = _render(TinyFile("x", lambda: state, shards=2))
+    return FolderFiles({"config.json": _config_json(_a2v_config_json()),
+                        **{rel.split("/", 1)[1]: data for rel, data in files.items() if rel.endswith(".safetensors")}})
+
+
 DM = "diffusion_models/"
 TINY_FILES: tuple[TinyFile, ...] = (
     TinyFile(DM + "skyreels_v2_t2v_tiny.safetensors", _dit("t2v")),
@@ -295,6 +321,7 @@ TINY_FILES: tuple[TinyFile, ...] = (
     TinyFile(DM + "skyreels_v3_r2v_tiny/vae", tiny_r2v_vae_files),
     TinyFile(DM + "skyreels_v3_v2v_tiny/transformer", tiny_v2v_files(1)),
     TinyFile(DM + "skyreels_v3_v2v_tiny/shot_transformer", tiny_v2v_files(2)),
+    TinyFile(DM + "skyreels_v3_a2v_tiny", tiny_a2v_files),
     # Other model kinds: builders in tiny_builders.py.
     TinyFile("vae/wan_2.1_vae_tiny.safetensors", tiny_builders.tiny_video_vae_state_dict),
     TinyFile("vae/Wan2.1_VAE_tiny.pth", tiny_builders.tiny_video_vae_state_dict),

@@ -1,14 +1,17 @@
 # original version: https://github.com/Wan-Video/Wan2.1/blob/main/wan/modules/model.py
 # as modified by https://github.com/SkyworkAI/SkyReels-V2 (skyreels_v2_infer/modules/transformer.py):
-# batched tensors, per-frame timesteps [B, F] (diffusion forcing), fps embedding (DF-1.3B).
-"""The Wan2.1-family video DiT used by SkyReels V2/V3 (T2V, I2V, diffusion forcing).
+# batched tensors, per-frame timesteps [B, F] (diffusion forcing), fps embedding (DF-1.3B); the speech adapter
+# of SkyReels-V3 A2V as in https://github.com/SkyworkAI/SkyReels-V3 (skyreels_v3/modules/transformer_a2v.py).
+"""The Wan2.1-family video DiT used by SkyReels V2/V3 (T2V, I2V, diffusion forcing, A2V talking avatar).
 
 Parameter names are the original checkpoint keys, so official Wan / SkyReels files load with strict=True.
 Differences from the reference, all numerically neutral in float32:
   - per-frame modulation stays [B, 6, F, D] and is broadcast over each frame's tokens (never [B, 6, L, D]);
   - RoPE angles are computed from the token positions (angle = position * inv_freq) instead of a 1024-row table;
   - the I2V image tokens travel separately from the text tokens (no hard-coded 257 split);
-  - the bf16 block-output cast of SkyReels-V2 is optional (`WanModel.residual_dtype`, default off = Wan2.1).
+  - the bf16 block-output cast of SkyReels-V2 is optional (`WanModel.residual_dtype`, default off = Wan2.1);
+  - SkyReels-V3 A2V embeds the timestep in bf16 (no float32 autocast); we keep the float32 island for it too.
+    Its speech adapter runs in the compute dtype like the reference; norm_x is the same affine LayerNorm as norm3.
 Float32 islands (as in the reference): time embedding MLPs, modulation arithmetic, q/k norms + RoPE, head.
 """
 
@@ -29,6 +32,7 @@ from ..nn.embeddings import diffusers_timestep_embedding, sinusoidal_embedding
 from ..nn.modulation import gated_residual, modulate, modulation_chunks
 from ..nn.norms import FP32LayerNorm, RMSNorm
 from ..nn.rope import grid_positions, rope_angles, rope_apply
+from .wan_audio import AudioProjModel, WanAudioCrossAttention
 
 __all__ = [
     "WanDiTConfig",
@@ -43,6 +47,7 @@ __all__ = [
     "I2V_14B",
     "DF_1_3B",
     "DF_14B",
+    "A2V_19B",
     "TINY",
 ]
 
@@ -71,6 +76,15 @@ class WanDiTConfig:
     cross_attn_norm: bool = True
     inject_sample_info: bool = False  # DF-1.3B fps embedding branch
     image_dim: int = 1280  # CLIP ViT-H/14 penultimate width (I2V)
+    # SkyReels-V3 A2V speech adapter (MultiTalk/InfiniteTalk design): `audio_proj` + per-block `audio_cross_attn`.
+    audio_adapter: bool = False
+    audio_feature_dim: int = 768  # wav2vec2-base hidden width
+    audio_layers: int = 12  # wav2vec2-base hidden states stacked per video frame
+    audio_window: int = 5  # video frames of speech context around each frame
+    audio_tokens: int = 32  # audio tokens per latent frame
+    audio_token_dim: int = 768  # width of those tokens (the reference's output_dim)
+    audio_hidden_dim: int = 512  # the reference's intermediate_dim
+    vae_temporal_stride: int = 4  # video frames per latent frame after the first
     # Timestep sinusoid: "float64" (Wan-native files: Wan2.1, SkyReels-V2, V3 V2V) or "float32" (files in the
     # diffusers layout, e.g. SkyReels-V3 R2V, trained with diffusers' float32 `Timesteps`). Set by the loader from
     # the key layout, never stored in a file's metadata.
@@ -139,7 +153,40 @@ def shape_fields(sd: dict[str, torch.Tensor]) -> dict[str, tuple[object, str]]:
     }
     if "img_emb.proj.1.weight" in sd:
         fields["image_dim"] = (sd["img_emb.proj.1.weight"].shape[1], "img_emb.proj.1.weight")
+    fields["audio_adapter"] = (
+        "audio_proj.proj1.weight" in sd or "blocks.0.audio_cross_attn.q_linear.weight" in sd,
+        "audio_proj / blocks.0.audio_cross_attn present or not",
+    )
+    if fields["audio_adapter"][0]:
+        fields.update(_audio_shape_fields(sd))
     return fields
+
+
+def _audio_shape_fields(sd: dict[str, torch.Tensor]) -> dict[str, tuple[object, str]]:
+    """The adapter sizes. proj1 / proj1_vf fix only window x layers x feature width, so the window and the VAE
+    stride are read assuming the wav2vec2-base features (12 layers x 768) the adapter was trained on."""
+    missing = [k for k in ("audio_proj.proj1.weight", "audio_proj.proj1_vf.weight", "audio_proj.proj2.weight",
+                           "audio_proj.proj3.weight", "blocks.0.audio_cross_attn.kv_linear.weight") if k not in sd]
+    if missing:
+        raise CheckpointError(f"The A2V audio adapter is incomplete: missing {', '.join(missing)}. Is a shard missing?")
+    defaults = WanDiTConfig()
+    per_frame = defaults.audio_layers * defaults.audio_feature_dim
+    window, rest = divmod(sd["audio_proj.proj1.weight"].shape[1], per_frame)
+    window_later, rest_later = divmod(sd["audio_proj.proj1_vf.weight"].shape[1], per_frame)
+    if rest or rest_later or window_later < window:
+        raise CheckpointError(
+            f"audio_proj.proj1 / proj1_vf take {sd['audio_proj.proj1.weight'].shape[1]} / "
+            f"{sd['audio_proj.proj1_vf.weight'].shape[1]} features: not windows of {defaults.audio_layers} x "
+            f"{defaults.audio_feature_dim} wav2vec2-base features (SkyReels-V3 A2V: 46080 / 73728)."
+        )
+    token_dim = sd["blocks.0.audio_cross_attn.kv_linear.weight"].shape[1]
+    return {
+        "audio_window": (window, "audio_proj.proj1.weight"),
+        "vae_temporal_stride": (window_later - window + 1, "audio_proj.proj1_vf.weight"),
+        "audio_token_dim": (token_dim, "blocks.0.audio_cross_attn.kv_linear.weight"),
+        "audio_tokens": (sd["audio_proj.proj3.weight"].shape[0] // token_dim, "audio_proj.proj3.weight"),
+        "audio_hidden_dim": (sd["audio_proj.proj2.weight"].shape[0], "audio_proj.proj2.weight"),
+    }
 
 
 _REQUIRED_KEYS = (
@@ -193,6 +240,7 @@ I2V_1_3B = dataclasses.replace(T2V_1_3B, model_type="i2v", in_dim=36)
 I2V_14B = dataclasses.replace(T2V_14B, model_type="i2v", in_dim=36)
 DF_1_3B = dataclasses.replace(T2V_1_3B, inject_sample_info=True)
 DF_14B = T2V_14B  # SkyReels-V2-DF-14B has the T2V-14B shapes
+A2V_19B = dataclasses.replace(I2V_14B, audio_adapter=True)  # SkyReels-V3-A2V-19B: Wan2.1-I2V-14B + speech adapter
 TINY = WanDiTConfig(model_type="t2v", in_dim=16, dim=256, ffn_dim=512, num_heads=2, num_layers=2, text_dim=64)
 
 
@@ -306,6 +354,7 @@ class WanBlockInputs:
     e0: [B, 6, G, D] float32 projected time embedding (G = 1 per sample, or G = frames).
     angles: [L, head_dim/2] float32 RoPE angles.
     context: [B, L_txt, D] embedded text. context_img: [B, L_img, D] embedded CLIP tokens (I2V) or None.
+    audio: [B, F, N_audio, audio_token_dim] projected speech tokens per latent frame (A2V) or None.
     """
 
     e0: torch.Tensor
@@ -313,6 +362,7 @@ class WanBlockInputs:
     context: torch.Tensor
     context_img: torch.Tensor | None
     attn_backend: str = "auto"
+    audio: torch.Tensor | None = None
 
 
 # attention
@@ -417,6 +467,9 @@ class WanAttentionBlock(nn.Module):
         self.norm2 = FP32LayerNorm(c.dim, c.eps)
         self.ffn = feed_forward(c.dim, c.ffn_dim, ops=ops, **kw)
         self.modulation = nn.Parameter(torch.randn(1, 6, c.dim, **kw) / c.dim**0.5)
+        if c.audio_adapter:
+            self.norm_x = ops.LayerNorm(c.dim, eps=c.eps, elementwise_affine=True, **kw)
+            self.audio_cross_attn = WanAudioCrossAttention(c.dim, c.audio_token_dim, c.num_heads, ops=ops, **kw)
 
     def forward(self, x: torch.Tensor, inputs: WanBlockInputs) -> torch.Tensor:
         """x: [B, L, D] residual stream. Returns the float32 residual stream [B, L, D]."""
@@ -427,6 +480,9 @@ class WanAttentionBlock(nn.Module):
         x = gated_residual(x, y, gate_msa)
         # 2. Cross-attention (neither modulated nor gated)
         x = x + self.cross_attn(self.norm3(x.to(dtype)), inputs.context, inputs.context_img, inputs.attn_backend)
+        # 2b. Speech cross-attention (A2V; neither modulated nor gated)
+        if inputs.audio is not None:
+            x = x + self.audio_cross_attn(self.norm_x(x.to(dtype)), inputs.audio, inputs.attn_backend)
         # 3. Feed-forward
         y = self.ffn(modulate(self.norm2(x), shift_ffn, scale_ffn).to(dtype))
         return gated_residual(x, y, gate_ffn)
@@ -504,6 +560,12 @@ class WanModel(nn.Module):
         self.head = Head(c.dim, c.out_dim * math.prod(c.patch_size), c.eps, ops=ops, **kw)
         if c.is_i2v:
             self.img_emb = MLPProj(c.image_dim, c.dim, ops=ops, **kw)
+        if c.audio_adapter:
+            self.audio_proj = AudioProjModel(
+                feature_dim=c.audio_feature_dim, layers=c.audio_layers, window=c.audio_window,
+                stride=c.vae_temporal_stride, hidden_dim=c.audio_hidden_dim, tokens=c.audio_tokens,
+                token_dim=c.audio_token_dim, ops=ops, **kw,
+            )
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -525,6 +587,7 @@ class WanModel(nn.Module):
         y: torch.Tensor | None = None,
         fps=None,
         time_positions: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the flow velocity.
 
@@ -537,10 +600,13 @@ class WanModel(nn.Module):
             fps: DF-1.3B only: int or [B] sequence of fps indices (0 = 16 fps, 1 = other); ignored otherwise.
             time_positions: [F] temporal RoPE position of each latent frame (default 0..F-1). SkyReels-V3 shot
                 switching places its trailing condition frames at 1024, 1025, ... far from the generated ones.
+            audio: A2V only, [B or 1, 4 * (F - 1) + 1, 5, 12, 768] windowed wav2vec2 features, one window per
+                video frame (sizes: vae_temporal_stride, audio_window, audio_layers, audio_feature_dim).
         Returns:
             float32 [B, out_dim, F, H, W].
         """
         t, context, clip_fea, y, fps = self._check_inputs(x, t, context, clip_fea, y, fps)
+        self._check_audio(audio, x.shape[0], x.shape[2] // self.config.patch_size[0])
         dtype = self.compute_dtype
         if y is not None:
             x = torch.cat([x, y.expand(x.shape[0], -1, -1, -1, -1).to(x.dtype)], dim=1)
@@ -552,6 +618,7 @@ class WanModel(nn.Module):
             context=self.embed_text(context, x.shape[0]),
             context_img=None if clip_fea is None else self.embed_image(clip_fea, x.shape[0]),
             attn_backend=self.attn_backend,
+            audio=None if audio is None else self.embed_audio(audio, x.shape[0]),
         )
         for block in self.blocks:
             tokens = block(tokens, inputs)
@@ -587,6 +654,10 @@ class WanModel(nn.Module):
     def embed_image(self, clip_fea: torch.Tensor, batch: int) -> torch.Tensor:
         """[B or 1, N, image_dim] -> [B, N, D] (compute dtype)."""
         return self.img_emb(clip_fea.to(self.compute_dtype)).expand(batch, -1, -1)
+
+    def embed_audio(self, audio: torch.Tensor, batch: int) -> torch.Tensor:
+        """[B or 1, video frames, window, layers, C] -> [B, F, N_audio, audio_token_dim] (compute dtype)."""
+        return self.audio_proj(audio.to(self.compute_dtype)).expand(batch, -1, -1, -1)
 
     def rope_angles(self, grid: TokenGrid, device, time_positions: torch.Tensor | None = None) -> torch.Tensor:
         """RoPE angles [L, head_dim/2] for the token grid (positions 0..F-1 or `time_positions` [F], 0..H-1,
@@ -638,6 +709,27 @@ class WanModel(nn.Module):
         if self.attn_backend not in ATTENTION_BACKENDS:
             raise SkyReelsInputError(f"attn_backend {self.attn_backend!r} is not one of {ATTENTION_BACKENDS}.")
         return t, context, clip_fea, y, fps
+
+    def _check_audio(self, audio, batch: int, frames: int) -> None:
+        c = self.config
+        if not c.audio_adapter:
+            if audio is not None:
+                raise SkyReelsInputError(
+                    "This model has no audio adapter (audio_proj / audio_cross_attn): do not pass audio; "
+                    "use a SkyReels-V3 A2V model for speech-driven video."
+                )
+            return
+        expected = (c.vae_temporal_stride * (frames - 1) + 1, c.audio_window, c.audio_layers, c.audio_feature_dim)
+        if audio is None:
+            raise SkyReelsInputError(
+                f"This is an A2V model (audio adapter): it needs audio, the windowed wav2vec2 features "
+                f"[B, {', '.join(map(str, expected))}] of the {expected[0]} video frames."
+            )
+        if audio.dim() != 5 or audio.shape[0] not in (1, batch) or tuple(audio.shape[1:]) != expected:
+            raise SkyReelsInputError(
+                f"audio must be [B, {', '.join(map(str, expected))}] (one speech window per video frame of "
+                f"{frames} latent frames, batch {batch} or 1); got {tuple(audio.shape)}."
+            )
 
     def _check_channels(self, channels: int, y, batch: int, spatial) -> None:
         c = self.config

@@ -411,7 +411,7 @@ def test_tiny_files_use_the_real_layouts(tiny):
     assert set(index["weight_map"].values()) == {
         "diffusion_pytorch_model-00001-of-00002.safetensors", "diffusion_pytorch_model-00002-of-00002.safetensors"}
     total = sum(p.stat().st_size for p in tiny.rglob("*.safetensors"))
-    assert total < 100 * 2**20
+    assert total < 104 * 2**20  # 4 MiB of it the A2V speech adapter, whose input widths are the released ones
 
 
 EXPECTED_KIND = {"vae/wan_2": "wan_vae", "vae/Wan2.1": "wan_vae", "vae/mmaudio": "mmaudio_vae",
