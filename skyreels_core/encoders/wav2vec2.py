@@ -16,13 +16,14 @@ mono mix -> 16 kHz -> loudness-normalised to -23 LUFS (ITU-R BS.1770-4, as pylou
 linear interpolation (align_corners=True) to ceil(seconds * 25) steps BEFORE the feature projection -> encoder;
 the features are the 12 transformer-layer outputs (hidden_states[1:]), stacked per video frame.
 
-Resampling: the reference reads the file with librosa.load(sr=16000), i.e. soxr "HQ" (torchaudio may be absent
-and linear interpolation would alias). We use our own polyphase Kaiser-windowed sinc (64 zero crossings, cutoff
-0.97 x the lower Nyquist, beta 14.77), the setting closest to soxr_hq among those we tried. Measured against soxr 1.1
-HQ on tone mixtures (tests/unit/fixtures/wav2vec2_golden.json), RMS(difference) / RMS(soxr), whole clip / interior
-(10 ms from each end): 48 kHz -> 16 kHz 7.2e-4 / 1.9e-7; 44.1 kHz -> 16 kHz 1.3e-3 / 7.3e-4, the interior
-difference coming from a 7.5 kHz tone inside soxr's transition band; the ends differ because soxr and we pad
-the signal differently. Loudness matches pyloudnorm 0.2 to 1e-11 LU on the same fixtures.
+Resampling: the reference reads the file with librosa.load(sr=16000), i.e. soxr "HQ"; torchaudio may be absent.
+We use our own polyphase Kaiser-windowed sinc (64 zero crossings, cutoff 0.97 x the lower Nyquist, beta 14.77),
+the closest to soxr_hq of the settings we tried. Measured against soxr 1.1 HQ on tone mixtures, as
+RMS(difference) / RMS(soxr) over the interior (10 ms from each end) / the whole clip:
+48 kHz -> 16 kHz 1.9e-7 / 7.2e-4; 44.1 kHz -> 16 kHz 7.3e-4 / 1.3e-3 (1.0e-4 without the 7.5 kHz tone, which
+soxr attenuates 0.9 % more than we do: it sits in both filters' transition band). The ends differ because soxr
+and we pad the signal differently. Linear interpolation (F.interpolate) would be 0.18 off (aliasing).
+Loudness matches pyloudnorm 0.2 to 1e-11 LU. Both goldens: tests/unit/fixtures/wav2vec2_golden.json.
 """
 
 from __future__ import annotations
@@ -303,10 +304,13 @@ def integrated_loudness(x: torch.Tensor, rate: int) -> float:
     return -0.691 + 10 * math.log10(gated.mean().item())
 
 
-def prepare_speech(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+def prepare_speech(waveform: torch.Tensor, sample_rate: int, *, normalize: bool = True) -> torch.Tensor:
     """Waveform [channels, samples] or [samples] at any rate -> wav2vec2 input [samples at 16 kHz] float32.
 
-    Mono mix -> 16 kHz -> -23 LUFS (skipped when |loudness| > 100 LUFS: silence) -> zero mean, unit variance.
+    Mono mix -> 16 kHz -> -23 LUFS (skipped when |loudness| > 100 LUFS: silence) -> zero mean, unit variance
+    (`normalize`: the folder's preprocessor_config.json `do_normalize`, as Wav2Vec2FeatureExtractor; the variance
+    is the population one, eps 1e-7 inside the square root). Computed in float64, so it differs from the
+    reference's float32 normalisation by ~1e-7 relative.
     Raises SkyReelsInputError below MIN_SECONDS or above MAX_SECONDS (both limits of the reference).
     """
     if waveform.ndim not in (1, 2) or waveform.shape[-1] == 0 or not waveform.is_floating_point():
@@ -327,7 +331,8 @@ def prepare_speech(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
     loudness = integrated_loudness(speech, SAMPLE_RATE)
     if abs(loudness) <= 100:
         speech = speech * 10 ** ((TARGET_LUFS - loudness) / 20)
-    speech = (speech - speech.mean()) / torch.sqrt(speech.var(unbiased=False) + 1e-7)
+    if normalize:
+        speech = (speech - speech.mean()) / torch.sqrt(speech.var(unbiased=False) + 1e-7)
     return speech.float()
 
 
@@ -506,6 +511,7 @@ class Wav2Vec2Encoder(nn.Module):
         super().__init__()
         ops = operations or nn
         self.cfg = cfg
+        self.normalize_input = True  # preprocessor_config.json `do_normalize` (the loader sets it)
         self.feature_extractor = FeatureEncoder(cfg, ops, device, dtype)
         self.feature_projection = FeatureProjection(cfg, ops, device, dtype)
         self.encoder = TransformerEncoder(cfg, ops, device, dtype)
@@ -526,7 +532,7 @@ class Wav2Vec2Encoder(nn.Module):
     def encode_speech(self, waveform: torch.Tensor, sample_rate: int, *, fps: int = VIDEO_FPS) -> torch.Tensor:
         """Waveform [channels, samples] or [samples] at any rate -> [ceil(seconds * fps), layers, hidden] (float32
         on the encoder's device); seconds is measured after resampling to 16 kHz, as the reference does."""
-        speech = prepare_speech(waveform, sample_rate)
+        speech = prepare_speech(waveform, sample_rate, normalize=self.normalize_input)
         num_frames = math.ceil(speech.shape[0] / SAMPLE_RATE * fps)
         states = self.forward(speech[None], num_frames=num_frames)
         return torch.stack(states[1:], dim=2)[0].float()
@@ -587,10 +593,20 @@ def _weights_in(folder: Path) -> Path:
     )
 
 
+def _do_normalize(file: Path) -> bool:
+    """Wav2Vec2FeatureExtractor's `do_normalize` (its default, True, when the folder has no preprocessor config)."""
+    if not file.is_file():
+        return True
+    try:
+        return bool(json.loads(file.read_text()).get("do_normalize", True))
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise CheckpointError(f"{file} is not a valid preprocessor config ({exc}); download it again.") from exc
+
+
 def load_wav2vec2(path: str | os.PathLike, *, dtype: torch.dtype = torch.float32, device="cpu") -> Wav2Vec2Encoder:
-    """The `chinese-wav2vec2-base` folder (config.json + model.safetensors / pytorch_model.bin), one of its weight
-    files, or a single .safetensors with the same keys (config inferred from shapes; config.json next to a weight
-    file is read when present)."""
+    """The `chinese-wav2vec2-base` folder (config.json + model.safetensors / pytorch_model.bin, optional
+    preprocessor_config.json), one of its weight files, or a single .safetensors with the same keys (config
+    inferred from shapes; config.json next to model.safetensors / pytorch_model.bin is read when present)."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"Speech encoder not found: {path}. Put chinese-wav2vec2-base in models/audio_encoders/.")
@@ -606,5 +622,6 @@ def load_wav2vec2(path: str | os.PathLike, *, dtype: torch.dtype = torch.float32
     state = read_state_dict(weights)
     check_kind(state, weights, "wav2vec2")
     model = wav2vec2_from_state_dict(state, config=config, file=str(weights), dtype=dtype, device=device)
+    model.normalize_input = _do_normalize(folder / "preprocessor_config.json")
     log.info("Loaded wav2vec2 %s: %d layers, width %d", path.name, model.cfg.num_hidden_layers, model.cfg.hidden_size)
     return model

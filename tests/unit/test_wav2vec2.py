@@ -173,6 +173,18 @@ def test_prepare_speech_mixes_normalises_and_keeps_the_duration():
     assert torch.equal(quiet, torch.zeros(16_000))
 
 
+def test_normalisation_matches_the_feature_extractor():
+    """-23 LUFS gain (pyloudnorm's formula on our loudness) then transformers' Wav2Vec2FeatureExtractor."""
+    transformers = pytest.importorskip("transformers")
+    x = speech_like(1.5)[0].double()
+    gain = 10 ** ((-23 - integrated_loudness(x, SAMPLE_RATE)) / 20)
+    extractor = transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)
+    reference = extractor((x * gain).numpy(), sampling_rate=SAMPLE_RATE).input_values[0]
+    torch.testing.assert_close(prepare_speech(x, SAMPLE_RATE), torch.from_numpy(reference), atol=2e-6, rtol=0)
+    unnormalised = prepare_speech(x, SAMPLE_RATE, normalize=False).double()
+    assert integrated_loudness(unnormalised, SAMPLE_RATE) == pytest.approx(-23.0, abs=1e-4)
+
+
 def test_resampled_length_sets_the_video_frame_count():
     ours = wav2vec2_from_state_dict(tiny_wav2vec2_state_dict(), config=TINY)
     for seconds, rate, frames in ((0.4, 16_000, 10), (1.0, 48_000, 25), (1.001, 44_100, 26)):
@@ -214,7 +226,9 @@ def _write_folder(folder: Path, files: dict[str, bytes]) -> Path:
 def test_hf_folder_single_file_and_bin_load_the_same_model(tmp_path):
     folder = _write_folder(tmp_path / "chinese-wav2vec2-base_tiny", tiny_wav2vec2_files())
     from_folder = load_wav2vec2(folder)
-    assert from_folder.cfg == TINY
+    assert from_folder.cfg == TINY and from_folder.normalize_input
+    (folder / "preprocessor_config.json").write_text(json.dumps({"do_normalize": False, "sampling_rate": 16000}))
+    assert not load_wav2vec2(folder).normalize_input
     state = tiny_wav2vec2_state_dict(prefix="wav2vec2.")
     torch.save(state, folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
