@@ -74,7 +74,6 @@ IGNORED_KEYS = (
     r"^quantizer\.",
     r"^project_(hid|q)\.",
     r"^lm_head\.",
-    r"^dropout_features",
 )
 _POS_CONV = "encoder.pos_conv_embed.conv."
 # base-model conv stack: not visible in tensor shapes (strides), so a file without config.json must match it
@@ -264,8 +263,8 @@ def k_weighting(x: torch.Tensor, rate: int) -> torch.Tensor:
     """BS.1770 K-weighting of [S] (float64): high shelf +4 dB @ 1500 Hz, Q 1/sqrt(2), then high pass 38 Hz, Q 0.5.
 
     Applied as a causal FIR of the cascade's impulse response (FFT convolution): torch has no IIR filter, and the
-    response is truncated where it has decayed below 1e-20 of its peak (double pole of the high pass at radius r),
-    so the result equals scipy.signal.lfilter's to float64 rounding.
+    response is cut after 60 / (1 - r) samples (r: pole radius of the high pass, the slowest stage), where it has
+    decayed by ~e^-60, so the result equals scipy.signal.lfilter's (pyloudnorm's) to float64 rounding.
     """
     shelf = _biquad("high_shelf", rate, 1500.0, 1 / math.sqrt(2), 4.0)
     high_pass = _biquad("high_pass", rate, 38.0, 0.5)
@@ -553,7 +552,8 @@ def _fold_weight_norm(state: dict[str, torch.Tensor], file: str) -> dict[str, to
         if g is None or v is None:
             raise CheckpointError(f"{file}: {_POS_CONV}{g_key} / {v_key} is incomplete; download the file again.")
         state = {k: t for k, t in state.items() if k not in (_POS_CONV + g_key, _POS_CONV + v_key)}
-        state[_POS_CONV + "weight"] = torch._weight_norm(v.float(), g.float(), 2).to(v.dtype)
+        # in float32 whatever the file's dtype, as transformers computes it when it runs a float16 file in float32
+        state[_POS_CONV + "weight"] = torch._weight_norm(v.float(), g.float(), 2)
     return state
 
 
