@@ -118,6 +118,18 @@ def test_interpolated_path_matches_the_reference_recipe():
     torch.testing.assert_close(got, reference, atol=1e-5, rtol=0)
 
 
+def test_folder_written_by_transformers_save_pretrained_loads(tmp_path):
+    hf = _hf_model()
+    hf.save_pretrained(tmp_path / "w2v")
+    ours = load_wav2vec2(tmp_path / "w2v")  # its own config.json (heads from the file, not guessed)
+    assert ours.cfg == TINY
+    x = torch.randn(1, 12_000)
+    with torch.no_grad():
+        reference = hf(x, output_hidden_states=True).hidden_states
+    for ref, got in zip(reference, ours(x), strict=True):
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
+
+
 def test_weight_g_v_and_prefixed_keys_load_the_same_numbers():
     hf = _hf_model()
     state = dict(hf.state_dict())
