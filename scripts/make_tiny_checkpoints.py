@@ -336,6 +336,7 @@ TINY_FILES: tuple[TinyFile, ...] = (
     TinyFile("vae/bigvgan_v2_44k_tiny.safetensors", tiny_builders.tiny_vocoder_state_dict),
     TinyFile(DM + "skyreels_v4_av_tiny.safetensors", tiny_builders.tiny_av_dit_state_dict),
     TinyFile("text_encoders/qwen2.5_vl_tiny", tiny_qwen25_vl_files),  # a folder: the V4 MLLM text encoder
+    TinyFile("audio_encoders/chinese-wav2vec2-base_tiny", lambda: FolderFiles(tiny_builders.tiny_wav2vec2_files())),
 )
 
 # The same tiny models under the REAL released file names the shipped templates name (scripts/templates.py),

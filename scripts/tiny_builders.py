@@ -17,6 +17,7 @@ from skyreels_core.checkpoints.fp8 import quantize_weight
 from skyreels_core.checkpoints.metadata import config_metadata
 from skyreels_core.encoders.clip_vision import COMFY_KEY_RENAMES, CLIPVisionConfig, CLIPVisionEncoder
 from skyreels_core.encoders.umt5 import HF_KEY_RENAMES, SPIECE_KEY, UMT5Config, UMT5Encoder
+from skyreels_core.encoders.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
 from skyreels_core.models.audio_vae import DATA_MEAN_128D, DATA_STD_128D, AudioVAE, AudioVAEConfig
 from skyreels_core.models.av_mmdit import CONFIG_METADATA_KEY, AVDiTConfig, AVMMDiT
 from skyreels_core.models.video_vae import VAE3DConfig, WanVAE
@@ -29,6 +30,9 @@ __all__ = [
     "tiny_umt5_state_dict",
     "tiny_video_vae_state_dict",
     "tiny_vocoder_state_dict",
+    "tiny_wav2vec2_config_json",
+    "tiny_wav2vec2_files",
+    "tiny_wav2vec2_state_dict",
 ]
 
 StateDict = dict[str, torch.Tensor]
@@ -252,3 +256,54 @@ def _clip_to_comfy(state: StateDict) -> StateDict:
     split["pos_embedding"] = split["pos_embedding"][0]
     split["head"] = split["head"].t().contiguous()
     return RenameTable(COMFY_KEY_RENAMES).apply(split)
+
+
+# ---------------------------------------------------------------- wav2vec2 speech encoder (SkyReels-V3 A2V)
+
+
+def tiny_wav2vec2_state_dict(seed: int = 0, cfg: Wav2Vec2Config | None = None, prefix: str = "") -> StateDict:
+    """Random wav2vec2 weights (bf16-representable float32) in Hugging Face `Wav2Vec2Model` naming, as the
+    released chinese-wav2vec2-base: the position conv as weight norm `weight_g` [1, 1, K] / `weight_v`, plus the
+    unused `masked_spec_embed`. prefix "wav2vec2." gives the pre-training / CTC checkpoint layout."""
+    cfg = cfg or Wav2Vec2Config.TINY
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in _meta_shapes(Wav2Vec2Encoder, cfg).items():
+        if "norm" in key:
+            state[key] = _bf16_randn(gen, shape, 0.1, 1.0) if key.endswith("weight") else _bf16_randn(gen, shape, 0.05)
+        elif key.endswith("bias"):
+            state[key] = _bf16_randn(gen, shape, 0.05)
+        else:
+            state[key] = _bf16_randn(gen, shape, math.prod(shape[1:]) ** -0.5)
+    pos = "encoder.pos_conv_embed.conv."
+    weight = state.pop(pos + "weight")
+    state[pos + "weight_v"] = weight
+    state[pos + "weight_g"] = _bf16_randn(gen, (1, 1, weight.shape[-1]), 0.1, 1.0)
+    state["masked_spec_embed"] = _bf16_randn(gen, (cfg.hidden_size,), 0.5)
+    return {prefix + k: v for k, v in state.items()}
+
+
+def tiny_wav2vec2_config_json(cfg: Wav2Vec2Config | None = None) -> dict:
+    """The config.json a Hugging Face wav2vec2 base folder carries (the keys our loader reads, and a few others)."""
+    cfg = cfg or Wav2Vec2Config.TINY
+    return {
+        "architectures": ["Wav2Vec2Model"], "model_type": "wav2vec2", "conv_dim": list(cfg.conv_dim),
+        "conv_kernel": list(cfg.conv_kernel), "conv_stride": list(cfg.conv_stride), "conv_bias": cfg.conv_bias,
+        "feat_extract_norm": cfg.feat_extract_norm, "feat_extract_activation": "gelu", "hidden_act": "gelu",
+        "do_stable_layer_norm": False, "hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_hidden_layers,
+        "num_attention_heads": cfg.num_attention_heads, "intermediate_size": cfg.intermediate_size,
+        "num_conv_pos_embeddings": cfg.num_conv_pos_embeddings,
+        "num_conv_pos_embedding_groups": cfg.num_conv_pos_embedding_groups, "layer_norm_eps": cfg.layer_norm_eps,
+        "mask_time_prob": 0.05, "vocab_size": 32,
+    }
+
+
+def tiny_wav2vec2_files(seed: int = 0) -> dict[str, bytes]:
+    """A tiny Hugging Face-layout wav2vec2 folder, {file name: bytes}: config.json + model.safetensors
+    (the tiny stand-in for models/audio_encoders/chinese-wav2vec2-base)."""
+    import json
+
+    from safetensors.torch import save
+
+    config = (json.dumps(tiny_wav2vec2_config_json(), indent=2, sort_keys=True) + "\n").encode()
+    return {"config.json": config, "model.safetensors": save(tiny_wav2vec2_state_dict(seed))}
