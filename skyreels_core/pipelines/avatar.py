@@ -376,7 +376,8 @@ def talking_avatar(model, vae, encode_image: Callable, portrait: torch.Tensor, f
     encode_image: IMAGE [1, H, W, 3] 0..1 -> CLIP tokens [1, 257, 1280] (e.g. CLIPVisionEncoder.encode_image).
     positive: the user prompt (key-frame pass); connection_positive: "a person is talking" (`CONNECTION_PROMPT`,
     every window); negative: used only when a cfg is not 1. Size: the bucket nearest the portrait's aspect at
-    `resolution` (480P / 720P), or width and height. DiT calls: (1 + windows) x steps x guidance branches.
+    `resolution` (480P / 720P), or width and height; the portrait is centre-cropped and resized with the pack's
+    one fit (`fit_crop`; the reference resizes bilinear, then crops). DiT calls: (1 + windows) x steps x guidance branches.
     callback(done, total, x0) counts the steps of all passes.
     """
     inputs = check_talking_avatar(model, portrait, features, negative=negative, resolution=resolution, width=width,
@@ -390,23 +391,28 @@ def talking_avatar(model, vae, encode_image: Callable, portrait: torch.Tensor, f
     common = dict(negative=negative, steps=steps, shift=shift, text_cfg=text_cfg, audio_cfg=audio_cfg, seed=seed)
 
     def run(condition: WindowCondition, start: int, text: torch.Tensor, window: int) -> torch.Tensor:
+        """One pass -> its 81 decoded, colour-matched frames [81, 3, H, W] in [-1, 1] (CPU)."""
         latent = sample_window(model, condition, inputs.windows(speech, start), positive=text, window=window,
                                callback=_chunk_callback(callback, window, passes), **common)
-        frames = (vae.decode(latent)[0].permute(1, 0, 2, 3).float().cpu() + 1.0) * 0.5  # [81, 3, H, W] 0..1
-        return match_color(frames, (pixels[0] + 1.0) * 0.5) * 2.0 - 1.0
+        video = vae.decode(latent)  # matched where it was decoded (the GPU, for a real VAE)
+        frames = (video[0].permute(1, 0, 2, 3).float() + 1.0) * 0.5
+        return (match_color(frames, (pixels[0].to(frames) + 1.0) * 0.5) * 2.0 - 1.0).cpu()
 
     key_clip = run(window_condition(vae, encode_image, pixels), 0, positive, 0)
     if plan.windows == 0:
         return _frames_to_image(key_clip[: plan.frames])
-    kept, motion = [], pixels
+    out = torch.empty(plan.frames, inputs.height, inputs.width, 3)  # filled window by window: one copy in memory
+    motion = pixels
     for k in range(plan.windows):
         key = key_clip[plan.key_frames[min(k, len(plan.key_frames) - 1)]]
         condition = window_condition(vae, encode_image, motion, key, reinject=k > 0)
         start, end = kept_frames(k, plan.windows)
         frames = run(condition, k * STRIDE, connection_positive, k + 1)[start:end]
-        kept.append(frames)
+        first = k * STRIDE + start
+        count = max(0, min(frames.shape[0], plan.frames - first))  # the last window runs into the padding
+        out[first : first + count] = _frames_to_image(frames[:count])
         motion = frames[-MOTION:]
-    return _frames_to_image(torch.cat(kept)[: plan.frames])
+    return out
 
 
 def _frames_to_image(frames: torch.Tensor) -> torch.Tensor:
