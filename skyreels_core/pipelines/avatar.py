@@ -44,7 +44,7 @@ from .v3 import _chunk_callback, _device, _to_image
 from .video import check_guidance, i2v_mask
 
 __all__ = [
-    "AVATAR_BUCKETS", "CONNECTION_PROMPT", "FPS", "AvatarDenoiser", "AvatarPlan", "MotionSchedule", "WindowCondition",
+    "AVATAR_BUCKETS", "CONNECTION_PROMPT", "FPS", "AvatarDenoiser", "AvatarInputs", "AvatarPlan", "MotionSchedule", "WindowCondition",
     "avatar_size", "check_talking_avatar", "key_frame_indices", "kept_frames", "known_frames", "pad_features",
     "padded_frames", "plan_talking_avatar", "sample_window", "talking_avatar", "window_condition", "window_count",
 ]

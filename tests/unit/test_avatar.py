@@ -9,9 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from scripts.tiny_builders import tiny_video_vae_state_dict
 from skyreels_core.conditioning.color import lab_to_rgb, match_color, rgb_to_lab
 from skyreels_core.conditioning.images import fit_crop
 from skyreels_core.errors import SkyReelsInputError
+from skyreels_core.models.video_vae import VAE3DConfig, WanVAE
 from skyreels_core.pipelines import avatar
 from skyreels_core.sampling.guidance import TextAudioCFG
 from skyreels_core.sampling.schedules import shifted_timestep_grid
@@ -137,6 +139,9 @@ def test_schedule_is_shifted_linear_timesteps():
     t = shifted_timestep_grid(4, 11.0) * 1000
     assert torch.allclose(t, torch.tensor([1000, 956.58, 846.54, 10.89, 0], dtype=torch.float64), atol=0.01)
     assert len(shifted_timestep_grid(40, 11.0)) == 41
+    # sigma * 1000 gives back exactly the float32 timesteps the reference computes (and passes as floats)
+    t32 = torch.cat([torch.linspace(1000, 1, 4, dtype=torch.float32), torch.zeros(1)]) / 1000
+    assert torch.equal(t.float(), 11.0 * t32 / (1 + 10.0 * t32) * 1000)
 
 
 def test_text_audio_cfg_branches_and_formula():
@@ -191,9 +196,9 @@ def test_windows_calls_masks_text_and_speech():
     assert out.shape == (150, 16, 16, 3) and 0 <= out.min() and out.max() <= 1
     assert len(model.calls) == (1 + 3) * steps
     passes = [model.calls[i * steps:(i + 1) * steps] for i in range(4)]
-    expected_t = (shifted_timestep_grid(steps, 11.0)[:-1] * 1000).float()
+    expected_t = torch.tensor([1000.0, 956.5841, 846.5437, 10.8911])  # floats: not truncated to 10
     for calls in passes:
-        assert torch.equal(torch.stack([c["t"][0] for c in calls]), expected_t)
+        assert torch.allclose(torch.stack([c["t"][0] for c in calls]), expected_t, atol=1e-4)
         assert all(c["t"].dtype == torch.float32 for c in calls)
     # key-frame pass: user prompt, mask on frame 0 only; windows: connection prompt, motion + last 5 frames
     known = [
@@ -331,3 +336,14 @@ def test_bad_features_rejected():
     nan[3] = float("nan")
     with pytest.raises(SkyReelsInputError, match="NaN"):
         avatar.check_talking_avatar(FakeDiT(), _portrait(), nan, windows=_windows)
+
+
+def test_end_to_end_with_the_tiny_wan_vae():
+    vae = WanVAE(VAE3DConfig.TINY)
+    vae.load_state_dict(tiny_video_vae_state_dict())
+    model, clip = FakeDiT(), FakeCLIP()
+    out = avatar.talking_avatar(model, vae, clip, _portrait(), _features(100), torch.ones(1, 3, 8),
+                                torch.ones(1, 3, 8), steps=1, windows=_windows, **SIZE)
+    assert out.shape == (100, 16, 16, 3) and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+    assert len(model.calls) == 3  # key-frame pass + 2 windows (100 -> 145 frames)
+    assert model.calls[2]["y"].shape == (1, 20, 21, 2, 2)
