@@ -347,3 +347,12 @@ def test_end_to_end_with_the_tiny_wan_vae():
     assert out.shape == (100, 16, 16, 3) and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
     assert len(model.calls) == 3  # key-frame pass + 2 windows (100 -> 145 frames)
     assert model.calls[2]["y"].shape == (1, 20, 21, 2, 2)
+
+
+def test_lab_conversions_match_kornia():
+    kornia = pytest.importorskip("kornia")
+    image = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    lab = kornia.color.rgb_to_lab(image)
+    assert torch.allclose(rgb_to_lab(image), lab, atol=1e-4)
+    shifted = lab + torch.tensor([5.0, -20.0, 30.0]).view(1, 3, 1, 1)  # some values leave the sRGB gamut
+    assert torch.allclose(lab_to_rgb(shifted), kornia.color.lab_to_rgb(shifted), atol=1e-5)
