@@ -356,3 +356,21 @@ def test_lab_conversions_match_kornia():
     assert torch.allclose(rgb_to_lab(image), lab, atol=1e-4)
     shifted = lab + torch.tensor([5.0, -20.0, 30.0]).view(1, 3, 1, 1)  # some values leave the sRGB gamut
     assert torch.allclose(lab_to_rgb(shifted), kornia.color.lab_to_rgb(shifted), atol=1e-5)
+
+
+def test_euler_update_is_the_reference_step_and_progress_counts_every_pass():
+    class ConstantVelocity(FakeDiT):
+        def forward(self, x, t, context, clip_fea=None, y=None, audio=None):
+            super().forward(x, t, context, clip_fea, y, audio)
+            return torch.full_like(x, 0.5)
+
+    condition = avatar.WindowCondition(y=torch.zeros(1, 20, 21, 2, 2), clip_fea=torch.zeros(1, 257, 1280), motion=None)
+    model = ConstantVelocity()
+    latent = avatar.sample_window(model, condition, torch.zeros(1, 81, 5, 12, 768), positive=torch.ones(1, 3, 8),
+                                  seed=3)
+    # x <- x - v (t_i - t_{i+1}) / 1000 summed over the grid: from t = 1000 to 0, x_end = x_start - v
+    assert torch.allclose(latent, model.calls[0]["x"] - 0.5, atol=1e-6)
+
+    progress = []
+    _run(150, steps=2, callback=lambda done, total, x0: progress.append((done, total)))
+    assert progress == [(i, 8) for i in range(1, 9)]  # key-frame pass + 3 windows, 2 steps each
