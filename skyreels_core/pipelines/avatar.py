@@ -19,8 +19,9 @@ Interfaces this recipe is written against (the other two parts of A2V):
 - speech features [T, 12, 768] at 25 per second (the wav2vec2 encoder's `encode_speech`); the recipe takes the
   features, never the waveform;
 - `windows(features, start, frames=81, context=5) -> [1, 81, 5, 12, 768]`: each frame's 5-frame context window
-  with indices clamped to the features. Pass it as `windows=`; by default it is imported, when first needed, as
-  `skyreels_core.encoders.wav2vec2.audio_windows`;
+  with indices clamped to the features, passed as the required keyword `windows=` (the speech encoder's
+  `audio_windows`): pipelines may not import encoders (tests/unit/test_layers.py), so the node that holds the
+  encoder hands it over;
 - the DiT: `model(x, t, context, clip_fea=, y=, audio=)` with `model.config.is_i2v` and
   `model.config.audio_adapter` (WanModel with the speech adapter).
 """
@@ -44,7 +45,8 @@ from .v3 import _chunk_callback, _device, _to_image
 from .video import check_guidance, i2v_mask
 
 __all__ = [
-    "AVATAR_BUCKETS", "CONNECTION_PROMPT", "FPS", "AvatarDenoiser", "AvatarInputs", "AvatarPlan", "MotionSchedule", "WindowCondition",
+    "AVATAR_BUCKETS", "CONNECTION_PROMPT", "FPS", "AvatarDenoiser", "AvatarInputs", "AvatarPlan", "MotionSchedule",
+    "WindowCondition",
     "avatar_size", "check_talking_avatar", "key_frame_indices", "kept_frames", "known_frames", "pad_features",
     "padded_frames", "plan_talking_avatar", "sample_window", "talking_avatar", "window_condition", "window_count",
 ]
@@ -331,22 +333,11 @@ def _check_features(features) -> int:
     return frames
 
 
-def _default_windows() -> Callable:
-    try:
-        from ..encoders.wav2vec2 import audio_windows
-    except ImportError as error:
-        raise SkyReelsInputError(
-            "No speech-window function: skyreels_core.encoders.wav2vec2.audio_windows is not available "
-            f"({error}); pass windows=."
-        ) from error
-    return audio_windows
-
-
 def check_talking_avatar(model, portrait, features, *, negative: torch.Tensor | None = None,
                          resolution: str = "720P", width: int | None = None, height: int | None = None,
                          steps: int = STEPS, shift: float = SHIFT, text_cfg: float = 1.0, audio_cfg: float = 1.0,
-                         windows: Callable | None = None) -> AvatarInputs:
-    """Every talking-avatar input, checked before any encoder, VAE or DiT call."""
+                         windows: Callable) -> AvatarInputs:
+    """Every talking-avatar input, checked before any encoder, VAE or DiT call (see `talking_avatar`)."""
     _check_model(model)
     portrait = check_image(portrait, "The portrait")[:1]
     frames = _check_features(features)
@@ -361,7 +352,12 @@ def check_talking_avatar(model, portrait, features, *, negative: torch.Tensor | 
         raise SkyReelsInputError("text_cfg other than 1 needs a negative prompt; connect one or set text_cfg to 1.")
     plan = plan_talking_avatar(frames)
     check_video_memory(1, plan.padded, height, width, "The talking-avatar video")
-    return AvatarInputs(plan, height, width, portrait, windows or _default_windows())
+    if not callable(windows):
+        raise SkyReelsInputError(
+            "windows must be the speech encoder's audio_windows(features, start, frames, context); got "
+            f"{type(windows).__name__}."
+        )
+    return AvatarInputs(plan, height, width, portrait, windows)
 
 
 @torch.no_grad()
@@ -369,16 +365,15 @@ def talking_avatar(model, vae, encode_image: Callable, portrait: torch.Tensor, f
                    positive: torch.Tensor, connection_positive: torch.Tensor, negative: torch.Tensor | None = None,
                    resolution: str = "720P", seed: int = 0, steps: int = STEPS, shift: float = SHIFT,
                    text_cfg: float = 1.0, audio_cfg: float = 1.0, callback: StepCallback | None = None, *,
-                   width: int | None = None, height: int | None = None,
-                   windows: Callable | None = None) -> torch.Tensor:
+                   windows: Callable, width: int | None = None, height: int | None = None) -> torch.Tensor:
     """SkyReels-V3 talking avatar: portrait IMAGE + speech features [T, 12, 768] -> IMAGE [T, H, W, 3] at 25 fps.
 
     encode_image: IMAGE [1, H, W, 3] 0..1 -> CLIP tokens [1, 257, 1280] (e.g. CLIPVisionEncoder.encode_image).
     positive: the user prompt (key-frame pass); connection_positive: "a person is talking" (`CONNECTION_PROMPT`,
     every window); negative: used only when a cfg is not 1. Size: the bucket nearest the portrait's aspect at
     `resolution` (480P / 720P), or width and height; the portrait is centre-cropped and resized with the pack's
-    one fit (`fit_crop`; the reference resizes bilinear, then crops). DiT calls: (1 + windows) x steps x guidance branches.
-    callback(done, total, x0) counts the steps of all passes.
+    one fit (`fit_crop`; the reference resizes bilinear, then crops). windows: the speech encoder's `audio_windows`.
+    DiT calls: (1 + windows) x steps x guidance branches; callback(done, total, x0) counts the steps of all passes.
     """
     inputs = check_talking_avatar(model, portrait, features, negative=negative, resolution=resolution, width=width,
                                   height=height, steps=steps, shift=shift, text_cfg=text_cfg, audio_cfg=audio_cfg,

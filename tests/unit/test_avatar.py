@@ -332,6 +332,8 @@ def test_bad_features_rejected():
     for features in (torch.zeros(100, 768), torch.zeros(100, 13, 768), "speech"):
         with pytest.raises(SkyReelsInputError, match=r"\[T, 12, 768\]"):
             avatar.check_talking_avatar(FakeDiT(), _portrait(), features, windows=_windows)
+    with pytest.raises(SkyReelsInputError, match="audio_windows"):
+        avatar.check_talking_avatar(FakeDiT(), _portrait(), _features(100), windows=None)
     nan = _features(100)
     nan[3] = float("nan")
     with pytest.raises(SkyReelsInputError, match="NaN"):
