@@ -216,6 +216,12 @@ def test_windows_calls_masks_text_and_speech():
         audio = calls[0]["audio"]
         assert audio.shape == (1, 81, 5, 12, 768)
         assert torch.equal(audio, _windows(avatar.pad_features(_features(150), 209), start))
+    # spelled out: latent frame j holds pixel frames 4j-3..4j on its 4 mask channels (frame 0 four times)
+    first_window, later_window = passes[1][0]["y"][0, :4, :, 0, 0], passes[2][0]["y"][0, :4, :, 0, 0]
+    assert first_window[:, 0].eq(1).all() and not first_window[:, 1:19].any()
+    assert later_window[:, :2].eq(1).all() and not later_window[:, 2:19].any()
+    for mask in (first_window, later_window):
+        assert mask[:, 19].tolist() == [0, 0, 0, 1] and mask[:, 20].eq(1).all()  # key frame on pixel frames 76-80
     # the speech beyond 150 frames is the mirrored tail: frame 150 hears frame 149, frame 151 frame 148
     assert passes[3][0]["audio"][0, 150 - 128, 2, 0, 0] == 149 and passes[3][0]["audio"][0, 151 - 128, 2, 0, 0] == 148
     # condition videos: portrait first, then for k > 0 the previous window's last 5 kept frames
