@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["AVGuidance", "CFG", "DualCFG", "cfg_combine", "expand_sigma", "to_denoised"]
+__all__ = ["AVGuidance", "CFG", "DualCFG", "TextAudioCFG", "cfg_combine", "expand_sigma", "to_denoised"]
 
 
 def expand_sigma(sigma, x: torch.Tensor):
@@ -77,6 +77,41 @@ class DualCFG:
             return preds["cond"]
         uncond, uncond_text = preds["uncond"], preds["uncond_text"]
         return uncond + self.image_scale * (uncond_text - uncond) + self.text_scale * (preds["cond"] - uncond_text)
+
+
+class TextAudioCFG:
+    """Separate text and speech guidance (SkyReels-V3 talking avatar, MultiTalk style):
+
+        v = v(-txt, -aud) + text_scale (v(+txt, +aud) - v(-txt, +aud)) + audio_scale (v(-txt, +aud) - v(-txt, -aud))
+
+    with one scale at 1 reducing to plain CFG on the other. Branches: "cond" (prompt, speech), "uncond_text"
+    (negative prompt, speech), "uncond_audio" (prompt, no speech), "uncond" (negative prompt, no speech); "no
+    speech" is all-zero speech features. A branch runs only when its scale is not 1 (text also needs a negative
+    prompt), so the shipped 1.0 / 1.0 is one call per step. (The reference gates on scale > 1, so it ignores a
+    scale below 1; here any scale other than 1 is applied.)
+    """
+
+    def __init__(self, text_scale: float = 1.0, audio_scale: float = 1.0):
+        self.text_scale, self.audio_scale = float(text_scale), float(audio_scale)
+
+    def branches(self, has_negative: bool) -> tuple[str, ...]:
+        text, audio = has_negative and self.text_scale != 1.0, self.audio_scale != 1.0
+        if text and audio:
+            return ("cond", "uncond_text", "uncond")
+        if text:
+            return ("cond", "uncond_text")
+        return ("cond", "uncond_audio") if audio else ("cond",)
+
+    def combine(self, preds: dict[str, torch.Tensor]) -> torch.Tensor:
+        cond = preds["cond"]
+        if "uncond" in preds:
+            uncond, uncond_text = preds["uncond"], preds["uncond_text"]
+            return uncond + self.text_scale * (cond - uncond_text) + self.audio_scale * (uncond_text - uncond)
+        if "uncond_text" in preds:
+            return cfg_combine(cond, preds["uncond_text"], self.text_scale)
+        if "uncond_audio" in preds:
+            return cfg_combine(cond, preds["uncond_audio"], self.audio_scale)
+        return cond
 
 
 class AVGuidance:

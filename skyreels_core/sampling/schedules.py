@@ -27,6 +27,7 @@ __all__ = [
     "flow_grid",
     "flow_sigmas",
     "shift_sigmas",
+    "shifted_timestep_grid",
 ]
 
 NUM_TRAIN_TIMESTEPS = 1000
@@ -82,6 +83,22 @@ def diffusers_flow_grid(steps: int, shift: float) -> torch.Tensor:
     s = 1.0 - np.linspace(1.0, 1.0 / NUM_TRAIN_TIMESTEPS, steps + 1)
     sigmas = np.flip(shift_sigmas(s, float(shift)))[:-1]
     return torch.from_numpy(np.concatenate([sigmas, [0.0]]))
+
+
+def shifted_timestep_grid(steps: int, shift: float) -> torch.Tensor:
+    """The SkyReels-V3 talking-avatar grid (MultiTalk's custom Euler) as sigmas, float64 [steps + 1], trailing 0.
+
+    Timesteps t = linspace(1000, 1, steps) in float32 plus a final 0, each shifted in float32:
+    t' = 1000 s u / (1 + (s - 1) u), u = t / 1000; sigma = t' / 1000. Not Wan's grid (which starts at 0.999 and
+    spaces sigmas, not timesteps). 4 steps at shift 11 give t' = [1000, 956.58, 846.54, 10.89, 0]. The model is given
+    t' itself as a float (see pipelines/avatar.AvatarDenoiser), so t' is kept exactly: sigma * 1000 in float64
+    rounds back to the float32 t'.
+    """
+    check_schedule(steps, shift)
+    t = torch.from_numpy(np.append(np.linspace(NUM_TRAIN_TIMESTEPS, 1, steps, dtype=np.float32), np.float32(0.0)))
+    u = t / NUM_TRAIN_TIMESTEPS
+    shifted = shift_sigmas(u, torch.tensor(shift, dtype=torch.float32)) * NUM_TRAIN_TIMESTEPS
+    return shifted.double() / NUM_TRAIN_TIMESTEPS
 
 
 def flow_sigmas(
