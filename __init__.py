@@ -39,6 +39,7 @@ else:
         SkyReelsV3ShotPrompt,
         SkyReelsV3ShotSwitch,
     )
+    from .nodes.v3_avatar import SkyReelsV3AudioEncoderLoader, SkyReelsV3TalkingAvatar
     from .nodes.v4 import (
         SkyReelsV4Decode,
         SkyReelsV4EmptyAVLatent,
@@ -67,6 +68,8 @@ else:
         "SkyReelsV3ExtendVideo": SkyReelsV3ExtendVideo,
         "SkyReelsV3ShotPrompt": SkyReelsV3ShotPrompt,
         "SkyReelsV3ShotSwitch": SkyReelsV3ShotSwitch,
+        "SkyReelsV3AudioEncoderLoader": SkyReelsV3AudioEncoderLoader,
+        "SkyReelsV3TalkingAvatar": SkyReelsV3TalkingAvatar,
         "SkyReelsV4ModelLoader": SkyReelsV4ModelLoader,
         "SkyReelsV4AudioCodecLoader": SkyReelsV4AudioCodecLoader,
         "SkyReelsV4TextEncoderLoader": SkyReelsV4TextEncoderLoader,

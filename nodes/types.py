@@ -28,6 +28,7 @@ SkyReelsTextEmbeds = io.Custom("SKYREELS_TEXT_EMBEDS")
 SkyReelsCLIPVision = io.Custom("SKYREELS_CLIP_VISION")
 SkyReelsImageEmbeds = io.Custom("SKYREELS_IMAGE_EMBEDS")
 SkyReelsImageCond = io.Custom("SKYREELS_IMAGE_COND")
+SkyReelsAudioEncoder = io.Custom("SKYREELS_AUDIO_ENCODER")  # the V3 talking avatar's speech encoder (wav2vec2)
 
 
 @dataclass(frozen=True)

@@ -311,11 +311,15 @@ def _check_model(model) -> None:
         )
 
 
-def _check_features(features) -> int:
-    if not isinstance(features, torch.Tensor) or features.ndim != 3 or tuple(features.shape[1:]) != FEATURE_SHAPE:
+def _check_features(features, model) -> int:
+    config = model.config  # the adapter's speech-feature sizes (wav2vec2-base: 12 hidden states of width 768)
+    layers = getattr(config, "audio_layers", FEATURE_SHAPE[0])
+    width = getattr(config, "audio_feature_dim", FEATURE_SHAPE[1])
+    if not isinstance(features, torch.Tensor) or features.ndim != 3 or tuple(features.shape[1:]) != (layers, width):
         found = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
         raise SkyReelsInputError(
-            f"Speech features must be [T, 12, 768] (wav2vec2 hidden states at {FPS} per second); got {found}."
+            f"Speech features must be [T, {layers}, {width}] (the speech encoder's hidden states at {FPS} per second, "
+            f"as this model's adapter takes them); got {found}. Load the speech encoder that comes with the model."
         )
     frames = features.shape[0]
     if frames < MIN_FRAMES:
@@ -340,7 +344,7 @@ def check_talking_avatar(model, portrait, features, *, negative: torch.Tensor | 
     """Every talking-avatar input, checked before any encoder, VAE or DiT call (see `talking_avatar`)."""
     _check_model(model)
     portrait = check_image(portrait, "The portrait")[:1]
-    frames = _check_features(features)
+    frames = _check_features(features, model)
     if (height is None) != (width is None):
         raise SkyReelsInputError("Give both width and height, or neither (size from the resolution bucket).")
     if height is None:
