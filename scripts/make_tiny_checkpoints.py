@@ -357,6 +357,10 @@ REAL_NAMED_FILES: tuple[TinyFile, ...] = (
     TinyFile(DM + "SkyReels-V3-R2V-14B/transformer", tiny_r2v_transformer_files),
     TinyFile(DM + "SkyReels-V3-V2V-14B/transformer", tiny_v2v_files(1)),
     TinyFile(DM + "SkyReels-V3-V2V-14B/shot_transformer", tiny_v2v_files(2)),
+    TinyFile(DM + "SkyReels-V3-A2V-19B", tiny_a2v_files),
+    # the A2V adapter takes wav2vec2-base-sized features: a speech encoder of those sizes (tiny elsewhere)
+    TinyFile("audio_encoders/chinese-wav2vec2-base", lambda: FolderFiles(tiny_builders.tiny_wav2vec2_files(
+        seed=1, cfg=tiny_builders.speech_sized_wav2vec2_config()))),
 )
 
 

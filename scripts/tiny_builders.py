@@ -33,6 +33,7 @@ __all__ = [
     "tiny_wav2vec2_config_json",
     "tiny_wav2vec2_files",
     "tiny_wav2vec2_state_dict",
+    "speech_sized_wav2vec2_config",
 ]
 
 StateDict = dict[str, torch.Tensor]
@@ -298,12 +299,19 @@ def tiny_wav2vec2_config_json(cfg: Wav2Vec2Config | None = None) -> dict:
     }
 
 
-def tiny_wav2vec2_files(seed: int = 0) -> dict[str, bytes]:
+def speech_sized_wav2vec2_config() -> Wav2Vec2Config:
+    """wav2vec2 with the feature sizes the SkyReels-V3 A2V adapter takes (12 hidden states of width 768) and
+    everything else tiny: the speech encoder the tiny A2V DiT runs with (28 M parameters, mostly attention)."""
+    return Wav2Vec2Config(conv_dim=(16,) * 7, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                          intermediate_size=32, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+
+
+def tiny_wav2vec2_files(seed: int = 0, cfg: Wav2Vec2Config | None = None) -> dict[str, bytes]:
     """A tiny Hugging Face-layout wav2vec2 folder, {file name: bytes}: config.json + model.safetensors
-    (the tiny stand-in for models/audio_encoders/chinese-wav2vec2-base)."""
+    (the tiny stand-in for models/audio_encoders/chinese-wav2vec2-base; cfg: e.g. speech_sized_wav2vec2_config)."""
     import json
 
     from safetensors.torch import save
 
-    config = (json.dumps(tiny_wav2vec2_config_json(), indent=2, sort_keys=True) + "\n").encode()
-    return {"config.json": config, "model.safetensors": save(tiny_wav2vec2_state_dict(seed))}
+    config = (json.dumps(tiny_wav2vec2_config_json(cfg), indent=2, sort_keys=True) + "\n").encode()
+    return {"config.json": config, "model.safetensors": save(tiny_wav2vec2_state_dict(seed, cfg=cfg))}

@@ -11,7 +11,6 @@ before the speech is encoded or any network is loaded.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import types
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import test_nodes as shared  # noqa: E402  (the fixtures and fakes of the node tests)
@@ -61,13 +59,11 @@ def a2v(tiny, tiny_dir):
     dm.mkdir()
     for name, data in tiny_a2v_files().items():
         (dm / name).write_bytes(data)
-    core = sys.modules[PACK + ".skyreels_core.encoders.wav2vec2"]
-    cfg = core.Wav2Vec2Config(conv_dim=(16,) * 7, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                              intermediate_size=32, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
     speech = tiny.models / "audio_encoders" / SPEECH
     speech.mkdir(parents=True)
-    save_file(tiny_builders.tiny_wav2vec2_state_dict(seed=1, cfg=cfg), str(speech / "model.safetensors"))
-    (speech / "config.json").write_text(json.dumps(tiny_builders.tiny_wav2vec2_config_json(cfg)))
+    files = tiny_builders.tiny_wav2vec2_files(seed=1, cfg=tiny_builders.speech_sized_wav2vec2_config())
+    for name, data in files.items():
+        (speech / name).write_bytes(data)
     names, full_path = v3_shared._comfy_listing(tiny.models)
     from unittest.mock import patch
 
