@@ -13,8 +13,9 @@ loads each workflow in the real frontend, measures every node's box in both rend
   PREVIEW_ROOM taller than its widgets in the classic canvas, where ComfyUI draws the preview inside the node;
 - a Note much wider than a column (the V4 "weights not released" Note) is a banner across the top.
 
-Run it with the newest frontend (its nodes are the largest); the browser test test_shipped_layout_has_no_overlaps
-checks the result on every tested frontend in both renderers. `build_graph(page, nodes, links)`
+Run it on every tested host, oldest first (COMFY=oldest, then COMFY=newest): each run records the boxes its frontend
+drew (artifacts/layout_boxes.json) and lays out with the largest box any recorded frontend drew. The browser test
+test_shipped_layout_has_no_overlaps checks the result on every tested frontend in both renderers. `build_graph(page, nodes, links)`
 and `layout(page, workflow)` are what make_v3_workflows.py / make_v4_workflows.py build new templates with.
 """
 
@@ -41,6 +42,8 @@ ORIGIN = (40, 40)
 SAMPLER_TYPES = ("SkyReelsV3ReferenceToVideo", "SkyReelsV3ExtendVideo", "SkyReelsV3ShotSwitch")
 OUTPUT_TYPES = ("SaveVideo", "PreviewImage", "SaveImage", "PreviewAny")  # show the result inside the node
 NOTE_HEIGHT = 160  # a Note tall enough to read without scrolling its box
+BOXES_SEEN = REPO / "artifacts" / "layout_boxes.json"  # {frontend version: {workflow: {node id: box}}}
+SIDES = ("left", "top", "right", "bottom")
 
 # Every node's box in canvas units relative to its pos, in the current renderer: Vue nodes from their DOM element,
 # classic nodes from LiteGraph (title bar included); for classic also computeSize (the widgets' own height).
@@ -139,8 +142,29 @@ def _columns(nodes: list[dict]) -> list[list[dict]]:
     return [sorted(c, key=lambda n: n["pos"][1]) for c in cols]
 
 
-def layout(page, workflow: dict) -> dict:
-    """Sizes from the classic canvas (samplers get PREVIEW_ROOM), then positions from the measured boxes."""
+def merged_boxes(page, key: str | None, boxes: dict[int, dict]) -> dict[int, dict]:
+    """The boxes measured here, stored in BOXES_SEEN under this frontend's version, widened by the boxes other
+    frontends drew for the same workflow (run the script on each tested host, oldest first; the last run uses all)."""
+    if key is None:
+        return boxes
+    version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__")
+    seen = json.loads(BOXES_SEEN.read_text()) if BOXES_SEEN.is_file() else {}
+    seen.setdefault(version, {})[key] = {str(i): {k: b[k] for k in SIDES} for i, b in boxes.items()}
+    BOXES_SEEN.parent.mkdir(parents=True, exist_ok=True)
+    BOXES_SEEN.write_text(json.dumps(seen, indent=1, sort_keys=True))
+    out = {i: dict(b) for i, b in boxes.items()}
+    for other in seen.values():
+        for i, b in other.get(key, {}).items():
+            if int(i) in out:
+                box = out[int(i)]
+                box.update(left=min(box["left"], b["left"]), top=min(box["top"], b["top"]),
+                           right=max(box["right"], b["right"]), bottom=max(box["bottom"], b["bottom"]))
+    return out
+
+
+def layout(page, workflow: dict, key: str | None = None) -> dict:
+    """Sizes from the classic canvas (samplers get PREVIEW_ROOM), then positions from the measured boxes (with
+    `key`, also those other frontends drew for it: merged_boxes)."""
     for node in workflow["nodes"]:  # classic sizes first: Vue boxes follow them
         node["size"] = list(node.get("size") or [0, 0])
     sizes = measure(page, workflow)
@@ -150,7 +174,7 @@ def layout(page, workflow: dict) -> dict:
         height = mh + extra if extra else max(node["size"][1], mh, NOTE_HEIGHT if node["type"] == "Note" else 0)
         # a saved width is kept: a media preview's computeSize grows with the width it is given
         node["size"] = [round(node["size"][0] or mw), round(height)]
-    boxes = measure(page, workflow)
+    boxes = merged_boxes(page, key, measure(page, workflow))
 
     widths = sorted(b["right"] - b["left"] for b in boxes.values())
     median = widths[len(widths) // 2]
@@ -186,7 +210,7 @@ def main(argv=None) -> int:
         for name in names:
             path = templates.workflow_path(name)
             text = path.read_text()
-            workflow = layout(page, json.loads(text))
+            workflow = layout(page, json.loads(text), key=path.stem)
             path.write_text(templates.dumps(workflow, text))
             LOG.info("laid out %s", path.name)
     return 0

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Build the SkyReels-V3 example workflows in the real ComfyUI frontend and save them.
 
-    python scripts/make_v3_workflows.py            # needs the test host (scripts/setup_test_host.py)
+    python scripts/make_v3_workflows.py            # on the oldest test host (COMFY=oldest, the default)
+    COMFY=newest python scripts/layout_workflows.py skyreels_v3_r2v ...   # then lay out with the newest frontend too
+
+Built on the oldest supported ComfyUI: a template saves the widget values its nodes have there, and newer ComfyUI
+versions load them (they add widgets such as Create Video's bit_depth that 0.3.75 would refuse).
 
 As scripts/make_v4_workflows.py: each graph is created node by node with LiteGraph in the embedded ComfyUI's page
 (layout_workflows.build_graph), passed through scripts/templates.py (real model names: the V3 releases are
@@ -122,7 +126,7 @@ def build(page, name: str) -> dict:
     workflow = layout_workflows.build_graph(page, nodes, COMMON_LINKS + links)
     version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__")
     workflow["extra"] = {"ds": {"scale": 0.6, "offset": [20, 20]}, "frontendVersion": version}
-    return layout_workflows.layout(page, templates.apply(workflow))
+    return layout_workflows.layout(page, templates.apply(workflow), key=templates.workflow_path(name).stem)
 
 
 def main(argv=None) -> int:

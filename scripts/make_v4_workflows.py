@@ -120,7 +120,7 @@ def build(page, name: str) -> dict:
     workflow = layout_workflows.build_graph(page, nodes, COMMON_LINKS + extra_links)
     version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__")
     workflow["extra"] = {"ds": {"scale": 0.6, "offset": [20, 20]}, "frontendVersion": version}
-    return layout_workflows.layout(page, templates.apply(workflow))
+    return layout_workflows.layout(page, templates.apply(workflow), key=templates.workflow_path(name).stem)
 
 
 def main() -> int:
