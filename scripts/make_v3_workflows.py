@@ -31,18 +31,20 @@ import templates  # noqa: E402
 from make_example_inputs import NAMES  # noqa: E402
 
 LOG = logging.getLogger("make_v3_workflows")
-R2V, EXT, SHOT = ("SkyReels-V3-R2V-14B/transformer/", "SkyReels-V3-V2V-14B/transformer/",
-                  "SkyReels-V3-V2V-14B/shot_transformer/")
+R2V, EXT, SHOT, A2V = ("SkyReels-V3-R2V-14B/transformer/", "SkyReels-V3-V2V-14B/transformer/",
+                       "SkyReels-V3-V2V-14B/shot_transformer/", "SkyReels-V3-A2V-19B/")
 FILES_NOTE = (
-    "Models: download the {folder} folder of Hugging Face {repo} (all its files) into "
+    "Models: download {where} of Hugging Face {repo}{all} into "
     "ComfyUI/models/diffusion_models/{repo_name}/ and pick \"{name}\" in SkyReels Model Loader (or any one shard). "
     "Text encoder umt5_xxl_fp8_e4m3fn_scaled.safetensors (models/text_encoders) and wan_2.1_vae.safetensors "
     "(models/vae) are the Wan2.1 files of the V2 templates. ")
 
 
 def files_note(name: str) -> str:
-    repo_name, folder = name.rstrip("/").split("/")
-    return FILES_NOTE.format(folder=folder + "/", repo="Skywork/" + repo_name, repo_name=repo_name, name=name)
+    repo_name, _, folder = name.rstrip("/").partition("/")
+    where = f"the {folder}/ folder" if folder else "the root files (config.json + *.safetensors)"
+    return FILES_NOTE.format(where=where, repo="Skywork/" + repo_name, all=" (all its files)" if folder else "",
+                             repo_name=repo_name, name=name)
 
 
 # key: (node type, column, row, {widget: value}, title or None); layout_workflows.layout() sets the positions
@@ -118,6 +120,32 @@ WORKFLOWS = {
         [("shot", 0, "text", "positive"), ("model", 0, "switch", "model"), ("text", 0, "switch", "text_embeds"),
          ("vae", 0, "switch", "vae"), ("clip", 0, "parts", "video"), ("parts", 0, "switch", "video"),
          ("switch", 0, "create", "images"), ("parts", 1, "create", "audio"), ("switch", 1, "create", "fps")]),
+    "skyreels_v3_talking_avatar": (
+        {"model": ("SkyReelsModelLoader", 0, 0, {"model_name": A2V}, None),
+         "te": ("SkyReelsTextEncoderLoader", 0, 1, {"text_encoder_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors"},
+                None),
+         "vae": ("SkyReelsVAELoader", 0, 2, {"vae_name": "wan_2.1_vae.safetensors"}, None),
+         "clip": ("SkyReelsCLIPVisionLoader", 0, 3, {"clip_name": "clip_vision_h.safetensors"}, None),
+         "speech": ("SkyReelsV3AudioEncoderLoader", 0, 4, {"audio_encoder_name": "chinese-wav2vec2-base"}, None),
+         "portrait": ("LoadImage", 0, 5, {"image": NAMES["v3_person"]}, "Portrait"),
+         "voice": ("LoadAudio", 0, 6, {"audio": NAMES["voice"]}, "Voice"),
+         "text": ("SkyReelsTextEncode", 1, 0, {"positive": (
+             "A young woman with short dark hair speaks warmly to the camera in a bright room, natural head "
+             "movements and expressions, soft daylight, medium close-up.")}, None),
+         "connection": ("SkyReelsTextEncode", 1, 1, {"positive": "a person is talking"},
+                        "Window prompt (reference: a person is talking)"),
+         "avatar": ("SkyReelsV3TalkingAvatar", 2, 0, SAMPLE, None),
+         "create": ("CreateVideo", 3, 0, {}, None),
+         "save": save("skyreels_v3_talking_avatar"),
+         "note": note(files_note(A2V) + "Also chinese-wav2vec2-base/ of the same repo into "
+                      "ComfyUI/models/audio_encoders/, and clip_vision_h.safetensors (models/clip_vision). Replace "
+                      f"{NAMES['v3_person']} (Load Image) with the portrait and {NAMES['voice']} (Load Audio) with the "
+                      "voice: the video lasts as long as the voice (0.4-200 s), at 25 fps, with that audio.")},
+        [("te", 0, "connection", "text_encoder"), ("model", 0, "avatar", "model"),
+         ("text", 0, "avatar", "text_embeds"), ("vae", 0, "avatar", "vae"), ("clip", 0, "avatar", "clip_vision"),
+         ("speech", 0, "avatar", "audio_encoder"), ("portrait", 0, "avatar", "portrait"),
+         ("voice", 0, "avatar", "audio"), ("connection", 0, "avatar", "connection_embeds"),
+         ("avatar", 0, "create", "images"), ("voice", 0, "create", "audio"), ("avatar", 1, "create", "fps")]),
 }
 
 

@@ -66,6 +66,10 @@ MODEL_FILES: dict[str, ModelFile] = {m.name: m for m in (
               "Skywork/SkyReels-V3-V2V-14B, the transformer/ folder (single-shot extension)"),
     ModelFile("SkyReels-V3-V2V-14B/shot_transformer/", "diffusion_models", None,
               "Skywork/SkyReels-V3-V2V-14B, the shot_transformer/ folder (shot switching)"),
+    ModelFile("SkyReels-V3-A2V-19B/", "diffusion_models", None,
+              "Skywork/SkyReels-V3-A2V-19B, the root config.json + *.safetensors shards"),
+    ModelFile("chinese-wav2vec2-base", "audio_encoders", None,
+              "the chinese-wav2vec2-base/ folder of Skywork/SkyReels-V3-A2V-19B"),
 )}
 
 # tiny test file -> the real file a template names instead
@@ -88,6 +92,7 @@ LOADER_WIDGETS = {
     "SkyReelsTextEncoderLoader": ["text_encoder_name"], "SkyReelsCLIPVisionLoader": ["clip_name"],
     "SkyReelsV4ModelLoader": ["model_name"], "SkyReelsV4TextEncoderLoader": ["mllm_name"],
     "SkyReelsV4AudioCodecLoader": ["vae_name", "vocoder_name"],
+    "SkyReelsV3AudioEncoderLoader": ["audio_encoder_name"],
 }
 # node type -> widget index of the input file it loads (ComfyUI core loaders)
 INPUT_WIDGETS = {"LoadImage": 0, "LoadImageMask": 0, "LoadVideo": 0, "LoadAudio": 0}
@@ -126,6 +131,8 @@ TEMPLATES = (
              "Continue a clip in the same shot (5-30 s more, 24 fps); the clip's own audio is kept."),
     Template("skyreels_v3_shot_switch", "SkyReels-V3 Shot Switch",
              "A cut to the next shot (cut-in, cut-out, reverse shot...) after a clip, joined into one mp4."),
+    Template("skyreels_v3_talking_avatar", "SkyReels-V3 Talking Avatar",
+             "A portrait + a voice track -> a lip-synced video as long as the voice (up to 200 s) at 25 fps."),
     Template("skyreels_v4_t2av", "SkyReels-V4 Text to Video and Audio",
              "One prompt with <dialogue>/<sfx>/<bgm> tags -> video with a 44.1 kHz soundtrack."),
     Template("skyreels_v4_i2av", "SkyReels-V4 Image to Video and Audio", "A first frame -> video + audio."),

@@ -15,7 +15,7 @@ from test_workflows_browser import tiny_models  # noqa: F401  (fixture)
 from workflow_to_api import workflow_to_api
 
 SAMPLER = {"skyreels_v3_r2v": "SkyReelsV3ReferenceToVideo", "skyreels_v3_extend": "SkyReelsV3ExtendVideo",
-           "skyreels_v3_shot_switch": "SkyReelsV3ShotSwitch"}
+           "skyreels_v3_shot_switch": "SkyReelsV3ShotSwitch", "skyreels_v3_talking_avatar": "SkyReelsV3TalkingAvatar"}
 SMOKE = {"width": 32, "height": 32, "steps": 2}
 
 

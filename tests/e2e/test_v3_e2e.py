@@ -16,12 +16,16 @@ import pytest
 from make_example_inputs import V3_CLIP_FPS, V3_CLIP_FRAMES
 
 SMOKE = {"width": 32, "height": 32, "steps": 2}
-SAMPLERS = ("SkyReelsV3ReferenceToVideo", "SkyReelsV3ExtendVideo", "SkyReelsV3ShotSwitch")
-# workflow -> (frames, width, height, fps) of the mp4, and whether it has the clip's audio
+SAMPLERS = ("SkyReelsV3ReferenceToVideo", "SkyReelsV3ExtendVideo", "SkyReelsV3ShotSwitch", "SkyReelsV3TalkingAvatar")
+CLIP_SECONDS = V3_CLIP_FRAMES / V3_CLIP_FPS  # the example clip's audio (1.375 s)
+VOICE_SECONDS = 1.0  # workflows/example_inputs/skyreels_v4_voice.wav
+# workflow -> (frames, width, height, fps) of the mp4, seconds of audio in it (None: no audio stream), passes
 CASES = {
-    "skyreels_v3_r2v": ((121, 32, 32, 24.0), False),
-    "skyreels_v3_extend": ((V3_CLIP_FRAMES + 132, 32, 32, 24.0), True),  # keep_input: the clip, then 132 new
-    "skyreels_v3_shot_switch": ((V3_CLIP_FRAMES + 121, 32, 32, 24.0), True),  # keep_input: the clip, the cut, 121
+    "skyreels_v3_r2v": ((121, 32, 32, 24.0), None, 1),
+    "skyreels_v3_extend": ((V3_CLIP_FRAMES + 132, 32, 32, 24.0), CLIP_SECONDS, 1),  # the clip, then 132 new
+    "skyreels_v3_shot_switch": ((V3_CLIP_FRAMES + 121, 32, 32, 24.0), CLIP_SECONDS, 1),  # the clip, the cut, 121
+    # 1 s of voice = 25 frames at 25 fps: the key-frame pass alone (< 81 frames), with the voice as its audio
+    "skyreels_v3_talking_avatar": ((25, 32, 32, 25.0), VOICE_SECONDS, 1),
 }
 
 
@@ -51,18 +55,17 @@ def probe(path) -> dict:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_v3_workflow_writes_mp4(name, api_workflow, comfy_client, comfy_server, tiny_models):
-    (frames, width, height, fps), has_audio = CASES[name]
+    (frames, width, height, fps), seconds, passes = CASES[name]
     api = smoke(api_workflow(name))
     result = comfy_client.run(api, timeout=900).raise_for_status()
     steps = [v for v, _ in result.steps(sampler_id(api))]
-    chunks = 1  # 5 s: one extension chunk
-    assert steps == list(range(1, SMOKE["steps"] * chunks + 1)), result.custom_events
+    assert steps == list(range(1, SMOKE["steps"] * passes + 1)), result.custom_events  # (5 s: one extension chunk)
     (mp4,) = result.paths(comfy_server.output_dir, ".mp4")
     info = probe(mp4)
     assert info["video"] == (frames, width, height, fps)
-    if has_audio:  # the clip's own audio (1.375 s), carried through Get Video Components -> Create Video
+    if seconds is not None:  # the input's own audio, carried to Create Video
         assert info["audio_seconds"] is not None, f"{mp4.name} has no audio"
-        assert abs(info["audio_seconds"] - V3_CLIP_FRAMES / V3_CLIP_FPS) < 0.05, info
+        assert abs(info["audio_seconds"] - seconds) < 0.05, info
     else:
         assert info["audio_seconds"] is None
 
@@ -80,6 +83,7 @@ def cut_clip(api: dict, frames: int) -> dict:
     ("skyreels_v3_extend", lambda api: cut_clip(api, 20), "has 20 frames; this mode uses its last 25 frames"),
     ("skyreels_v3_shot_switch", lambda api: cut_clip(api, 20), "at least 33 frames"),
     ("skyreels_v3_r2v", lambda api: smoke(api, height=0), "Give both width and height, or neither"),
+    ("skyreels_v3_talking_avatar", lambda api: smoke(api, height=0), "Give both width and height, or neither"),
 ])  # fmt: skip
 def test_bad_v3_inputs_fail_before_any_step_with_the_fix(name, edit, expected, api_workflow, comfy_client,
                                                          tiny_models):

@@ -20,7 +20,7 @@ IDS = [p.stem for p in WORKFLOWS]
 FOLDER_OF = {"SkyReelsModelLoader": "diffusion_models", "SkyReelsV4ModelLoader": "diffusion_models",
              "SkyReelsVAELoader": "vae", "SkyReelsV4AudioCodecLoader": "vae",
              "SkyReelsTextEncoderLoader": "text_encoders", "SkyReelsV4TextEncoderLoader": "text_encoders",
-             "SkyReelsCLIPVisionLoader": "clip_vision"}
+             "SkyReelsCLIPVisionLoader": "clip_vision", "SkyReelsV3AudioEncoderLoader": "audio_encoders"}
 
 
 def load(path: Path) -> dict:
