@@ -199,6 +199,6 @@ def test_shipped_layout_has_no_overlaps(path, mode_page):
     assert not clashes, f"{path.name} ({mode}): overlapping nodes {clashes}"
     if mode == "classic":  # room for the live preview inside each sampler, below its widgets
         room = page.evaluate(r"""() => app.graph.nodes.filter(n =>
-          /^SkyReels.*Sampler$|^SkyReelsV3(ReferenceToVideo|ExtendVideo|ShotSwitch)$/.test(n.comfyClass))
+          /^SkyReels.*Sampler$|^SkyReelsV3(ReferenceToVideo|ExtendVideo|ShotSwitch|TalkingAvatar)$/.test(n.comfyClass))
           .map(n => n.size[1] - n.computeSize()[1])""")
         assert room and min(room) >= PREVIEW_ROOM, f"{path.name}: free height under the samplers {room}"
