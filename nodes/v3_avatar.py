@@ -177,5 +177,5 @@ class SkyReelsV3TalkingAvatar(io.ComfyNode):
             model.module, vae.runner, encode_image, portrait, features, positive, connection,
             negative=None if negative is None else negative.to(device), resolution=resolution, seed=seed,
             steps=steps, shift=shift, text_cfg=guidance, audio_cfg=audio_guidance, callback=progress,
-            windows=wav2vec2.audio_windows, **size)
+            windows=wav2vec2.audio_windows, vae_callback=lambda done, total: bridge.check_cancel(), **size)
         return io.NodeOutput(out, float(avatar.FPS))

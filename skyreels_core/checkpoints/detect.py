@@ -78,7 +78,8 @@ KIND_DESCRIPTIONS: dict[str, KindDescription] = {
     "clip_vision": KindDescription("image encoder (CLIP vision ViT-H/14)", "SkyReels CLIP Vision Loader"),
     "mmaudio_vae": KindDescription("audio VAE (MMAudio 44.1 kHz VAE)", "SkyReels V4 Audio Codec Loader (as vae_name)"),
     "bigvgan": KindDescription("audio vocoder (BigVGAN-v2)", "SkyReels V4 Audio Codec Loader (as vocoder_name)"),
-    "wav2vec2": KindDescription("speech encoder (wav2vec2)", "a loader of another node pack (SkyReels does not use it)"),
+    "wav2vec2": KindDescription("speech encoder (wav2vec2)",
+                                "SkyReels V3 Audio Encoder Loader (models/audio_encoders; the talking avatar)"),
     "unknown": KindDescription("model this pack does not recognise", "a loader of the pack it belongs to"),
 }
 

@@ -181,16 +181,16 @@ class WindowCondition:
 
 
 def window_condition(vae, encode_image: Callable, motion: torch.Tensor, key: torch.Tensor | None = None,
-                     reinject: bool = False) -> WindowCondition:
+                     reinject: bool = False, vae_callback: Callable[[int, int], None] | None = None) -> WindowCondition:
     """The condition of a window from pixels in [-1, 1]: motion [M, 3, H, W] (the portrait, or the last 5 kept
     frames), key [3, H, W] (repeated 5x at the end; None for the key-frame pass). reinject: keep the motion latents
-    (windows after the first)."""
+    (windows after the first). vae_callback: the VAE's per-time-chunk callback (a Cancel point)."""
     height, width = motion.shape[-2:]
     video = torch.zeros(WINDOW, 3, height, width)
     video[: motion.shape[0]] = motion.float().cpu()
     if key is not None:
         video[-KEY_REPEAT:] = key.float().cpu()
-    latent = vae.encode(pixels_to_video(video))
+    latent = vae.encode(pixels_to_video(video), callback=vae_callback)
     known = known_frames(motion.shape[0], KEY_REPEAT if key is not None else 0)
     mask = i2v_mask(known, latent.shape[3], latent.shape[4])[None].to(latent)
     clip_fea = encode_image(((video[:1].permute(0, 2, 3, 1) + 1.0) * 0.5).clamp(0.0, 1.0))
@@ -369,7 +369,8 @@ def talking_avatar(model, vae, encode_image: Callable, portrait: torch.Tensor, f
                    positive: torch.Tensor, connection_positive: torch.Tensor, negative: torch.Tensor | None = None,
                    resolution: str = "720P", seed: int = 0, steps: int = STEPS, shift: float = SHIFT,
                    text_cfg: float = 1.0, audio_cfg: float = 1.0, callback: StepCallback | None = None, *,
-                   windows: Callable, width: int | None = None, height: int | None = None) -> torch.Tensor:
+                   windows: Callable, width: int | None = None, height: int | None = None,
+                   vae_callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """SkyReels-V3 talking avatar: portrait IMAGE + speech features [T, 12, 768] -> IMAGE [T, H, W, 3] at 25 fps.
 
     encode_image: IMAGE [1, H, W, 3] 0..1 -> CLIP tokens [1, 257, 1280] (e.g. CLIPVisionEncoder.encode_image).
@@ -377,7 +378,8 @@ def talking_avatar(model, vae, encode_image: Callable, portrait: torch.Tensor, f
     every window); negative: used only when a cfg is not 1. Size: the bucket nearest the portrait's aspect at
     `resolution` (480P / 720P), or width and height; the portrait is centre-cropped and resized with the pack's
     one fit (`fit_crop`; the reference resizes bilinear, then crops). windows: the speech encoder's `audio_windows`.
-    DiT calls: (1 + windows) x steps x guidance branches; callback(done, total, x0) counts the steps of all passes.
+    DiT calls: (1 + windows) x steps x guidance branches; callback(done, total, x0) counts the steps of all passes;
+    vae_callback(done, total) runs after every time chunk of each window's VAE encode and decode (raise to cancel).
     """
     inputs = check_talking_avatar(model, portrait, features, negative=negative, resolution=resolution, width=width,
                                   height=height, steps=steps, shift=shift, text_cfg=text_cfg, audio_cfg=audio_cfg,
@@ -393,18 +395,18 @@ def talking_avatar(model, vae, encode_image: Callable, portrait: torch.Tensor, f
         """One pass -> its 81 decoded, colour-matched frames [81, 3, H, W] in [-1, 1] (CPU)."""
         latent = sample_window(model, condition, inputs.windows(speech, start), positive=text, window=window,
                                callback=_chunk_callback(callback, window, passes), **common)
-        video = vae.decode(latent)  # matched where it was decoded (the GPU, for a real VAE)
+        video = vae.decode(latent, callback=vae_callback)  # matched where it was decoded (the GPU, for a real VAE)
         frames = (video[0].permute(1, 0, 2, 3).float() + 1.0) * 0.5
         return (match_color(frames, (pixels[0].to(frames) + 1.0) * 0.5) * 2.0 - 1.0).cpu()
 
-    key_clip = run(window_condition(vae, encode_image, pixels), 0, positive, 0)
+    key_clip = run(window_condition(vae, encode_image, pixels, vae_callback=vae_callback), 0, positive, 0)
     if plan.windows == 0:
         return _frames_to_image(key_clip[: plan.frames])
     out = torch.empty(plan.frames, inputs.height, inputs.width, 3)  # filled window by window: one copy in memory
     motion = pixels
     for k in range(plan.windows):
         key = key_clip[plan.key_frames[min(k, len(plan.key_frames) - 1)]]
-        condition = window_condition(vae, encode_image, motion, key, reinject=k > 0)
+        condition = window_condition(vae, encode_image, motion, key, reinject=k > 0, vae_callback=vae_callback)
         start, end = kept_frames(k, plan.windows)
         frames = run(condition, k * STRIDE, connection_positive, k + 1)[start:end]
         first = k * STRIDE + start

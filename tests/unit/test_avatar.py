@@ -57,12 +57,12 @@ class FakeVAE:
     def __init__(self):
         self.encoded, self.decoded = [], []
 
-    def encode(self, video):
+    def encode(self, video, callback=None):
         self.encoded.append(video.clone())
         rgb = F.avg_pool3d(video[:, :, ::4], (1, 8, 8))
         return torch.cat([rgb] * 5 + [rgb[:, :1]], dim=1)
 
-    def decode(self, latent):
+    def decode(self, latent, callback=None):
         rgb = latent[:, :3]
         frames = torch.cat([rgb[:, :, :1], rgb[:, :, 1:].repeat_interleave(4, dim=2)], dim=2)
         self.decoded.append(F.interpolate(frames, scale_factor=(1, 8, 8), mode="nearest").clamp(-1, 1))

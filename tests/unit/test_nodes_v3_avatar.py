@@ -190,3 +190,21 @@ def test_cancel_stops_within_one_step(a2v):
                                                       connection_embeds=connection, **inputs, **ARGS)
     hook.remove()
     assert len(calls) == 4  # 2 key-frame steps, 1 window step, then the check at the next step raised
+
+
+def test_cancel_during_a_windows_vae_work_stops_it(a2v):
+    """Cancel pressed after the key-frame pass's last step is seen in its VAE decode, before any window samples."""
+    inputs, connection = _inputs(a2v)
+    calls, hook = _count_calls(inputs["model"].module)
+
+    def cancel(self, value, total=None, preview=None):
+        if value == 2:  # the last key-frame step
+            shared.FakeCancel.pressed = True
+
+    from unittest.mock import patch
+
+    with patch.object(FakeProgressBar, "update_absolute", cancel), pytest.raises(shared.InterruptProcessingException):
+        _node(a2v, "SkyReelsV3TalkingAvatar").execute(portrait=_portrait(), audio=_voice(4.0),
+                                                      connection_embeds=connection, **inputs, **ARGS)
+    hook.remove()
+    assert len(calls) == 2 and shared.FakeCancel.pressed is False  # no window sampled; the press was consumed
