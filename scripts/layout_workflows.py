@@ -104,6 +104,23 @@ def build_graph(page, nodes: dict, links: list) -> dict:
     return page.evaluate(BUILD_JS, {"nodes": nodes, "links": links})
 
 
+def finish_template(page, name: str, workflow: dict) -> dict:
+    """A built graph -> the shipped template: the frontend version it was saved with, real model names and
+    metadata (templates.apply), laid out."""
+    version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__")
+    workflow["extra"] = {"ds": {"scale": 0.6, "offset": [20, 20]}, "frontendVersion": version}
+    return layout(page, templates.apply(workflow), key=templates.workflow_path(name).stem)
+
+
+def write_templates(names, build, prepare_inputs=None) -> None:
+    """Build each named template with build(page, name) in one frontend page and write workflows/<title>.json."""
+    with comfy_host.frontend_page((1920, 1200), prepare_inputs) as page:
+        for name in names:
+            path = templates.workflow_path(name)
+            path.write_text(templates.dumps(build(page, name)))
+            LOG.info("wrote %s", path.name)
+
+
 def is_sampler(node: dict) -> bool:
     t = node["type"]
     return (t.startswith("SkyReels") and t.endswith("Sampler")) or t in SAMPLER_TYPES

@@ -25,12 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 for p in (REPO / "scripts", REPO / "tests" / "e2e", REPO / "tests" / "browser"):
     sys.path.insert(0, str(p))
 
-import comfy_host  # noqa: E402
 import layout_workflows  # noqa: E402
-import templates  # noqa: E402
 from make_example_inputs import NAMES  # noqa: E402
 
-LOG = logging.getLogger("make_v3_workflows")
 R2V, EXT, SHOT, A2V = ("SkyReels-V3-R2V-14B/transformer/", "SkyReels-V3-V2V-14B/transformer/",
                        "SkyReels-V3-V2V-14B/shot_transformer/", "SkyReels-V3-A2V-19B/")
 FILES_NOTE = (
@@ -152,20 +149,12 @@ WORKFLOWS = {
 def build(page, name: str) -> dict:
     nodes, links = WORKFLOWS[name]
     workflow = layout_workflows.build_graph(page, nodes, COMMON_LINKS + links)
-    version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__")
-    workflow["extra"] = {"ds": {"scale": 0.6, "offset": [20, 20]}, "frontendVersion": version}
-    return layout_workflows.layout(page, templates.apply(workflow), key=templates.workflow_path(name).stem)
+    return layout_workflows.finish_template(page, name, workflow)
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    names = (sys.argv[1:] if argv is None else argv) or list(WORKFLOWS)
-    with comfy_host.frontend_page((1920, 1200)) as page:
-        for name in names:
-            workflow = build(page, name)
-            path = templates.workflow_path(name)
-            path.write_text(templates.dumps(workflow))
-            LOG.info("wrote %s", path.name)
+    layout_workflows.write_templates((sys.argv[1:] if argv is None else argv) or list(WORKFLOWS), build)
     return 0
 
 

@@ -21,12 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 for p in (REPO / "scripts", REPO / "tests" / "e2e", REPO / "tests" / "browser"):
     sys.path.insert(0, str(p))
 
-import comfy_host  # noqa: E402
 import layout_workflows  # noqa: E402
-import templates  # noqa: E402
 import v4_inputs  # noqa: E402
 
-LOG = logging.getLogger("make_v4_workflows")
 N = v4_inputs.NAMES
 PROMPT = ("A street musician plays an acoustic guitar on a rainy evening, neon reflections on the wet pavement, slow "
           "push-in. <sfx>rain on the pavement, distant traffic</sfx> <bgm>gentle fingerpicked acoustic guitar</bgm> "
@@ -118,19 +115,12 @@ def build(page, name: str) -> dict:
     extra_nodes, extra_links = WORKFLOWS[name]
     nodes = {**COMMON, **extra_nodes}
     workflow = layout_workflows.build_graph(page, nodes, COMMON_LINKS + extra_links)
-    version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__")
-    workflow["extra"] = {"ds": {"scale": 0.6, "offset": [20, 20]}, "frontendVersion": version}
-    return layout_workflows.layout(page, templates.apply(workflow), key=templates.workflow_path(name).stem)
+    return layout_workflows.finish_template(page, name, workflow)
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with comfy_host.frontend_page((1920, 1200), v4_inputs.write_v4_inputs) as page:
-        for name in WORKFLOWS:
-            workflow = build(page, name)
-            path = templates.workflow_path(name)
-            path.write_text(templates.dumps(workflow))
-            LOG.info("wrote %s", path.name)
+    layout_workflows.write_templates(list(WORKFLOWS), build, v4_inputs.write_v4_inputs)
     return 0
 
 
