@@ -21,6 +21,7 @@ from .types import SkyReelsAudioEncoder, SkyReelsCLIPVision, SkyReelsModel, SkyR
 
 CATEGORY = "SkyReels/V3"
 AUDIO_FOLDER = "audio_encoders"
+SILENCE = 1e-4  # peak amplitude below -80 dBFS: nothing for the lips to follow
 
 
 def list_audio_encoders() -> list[str]:
@@ -71,6 +72,10 @@ def _speech(audio) -> tuple[torch.Tensor, int]:
         raise SkyReelsInputError(
             f"audio is {seconds:.2f} s; the talking avatar takes {wav2vec2.MIN_SECONDS} to {wav2vec2.MAX_SECONDS:g} s "
             "of speech (the video follows its length at 25 fps). Trim or split the track.")
+    if float(waveform[0].abs().max()) < SILENCE:
+        raise SkyReelsInputError(
+            f"audio is silent ({seconds:.2f} s below -80 dBFS): the avatar's lips follow the voice, so give a track "
+            "with speech or singing in it.")
     return waveform[0], rate
 
 

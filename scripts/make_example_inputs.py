@@ -20,6 +20,9 @@ them, so their sizes below are part of the tests' expectations.
 - skyreels_v3_place.png   96x64 RGB landscape: V3 reference-to-video, the background
 - skyreels_v3_clip.mp4    33 frames 64x64 at 24 fps, h264 + a 44.1 kHz AAC tone: V3 extension and shot switching
                           (33 frames: the 25-frame extension prefix and the 33-frame condition of a 5 s shot)
+- skyreels_v3_speech.wav  4.26 s mono 22.05 kHz 16-bit speech synthesised by espeak-ng 1.51 (en-us, 165 wpm,
+                          SPEECH_TEXT): V3 talking avatar (107 frames at 25 fps: the key-frame pass and 2 windows).
+                          Needs `espeak-ng` on PATH to regenerate (Debian package espeak-ng); the file ships.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ V3_CLIP_FRAMES, V3_CLIP_SIZE, V3_CLIP_FPS = 33, 64, 24
 NAMES = {"i2v_start": "skyreels_i2v_start.png", "df_start": "skyreels_df_start.png", "df_clip": "skyreels_df_clip.mp4",
          "start": "skyreels_v4_start.png", "ref": "skyreels_v4_ref.png", "clip": "skyreels_v4_clip.mp4",
          "mask": "skyreels_v4_mask.png", "voice": "skyreels_v4_voice.wav", "v3_person": "skyreels_v3_person.png",
-         "v3_place": "skyreels_v3_place.png", "v3_clip": "skyreels_v3_clip.mp4"}
+         "v3_place": "skyreels_v3_place.png", "v3_clip": "skyreels_v3_clip.mp4", "v3_speech": "skyreels_v3_speech.wav"}
+SPEECH_TEXT = "Hello, and thank you for stopping by. It is lovely to see you."
 
 
 def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,6 +163,17 @@ def write_clip(path: Path, frames: np.ndarray, fps: int, audio_rate: int | None 
     return path
 
 
+def write_speech(path: Path, text: str = SPEECH_TEXT) -> Path:
+    """Speech from espeak-ng (a formant synthesiser: no recorded voice, no licence on its output)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("espeak-ng") is None:
+        raise SystemExit("espeak-ng is needed to synthesise skyreels_v3_speech.wav (apt-get install espeak-ng)")
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "165", "-w", str(path), text], check=True)
+    return path
+
+
 def write_wav(path: Path, samples: np.ndarray, rate: int = 22050) -> Path:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
@@ -184,6 +199,7 @@ def write_all(out_dir: Path | str = OUT) -> dict[str, Path]:
         "v3_person": write_png(d / NAMES["v3_person"], person_image()),
         "v3_place": write_png(d / NAMES["v3_place"], landscape(96, 64)),
         "v3_clip": write_clip(d / NAMES["v3_clip"], clip_frames(V3_CLIP_FRAMES, V3_CLIP_SIZE), V3_CLIP_FPS),
+        "v3_speech": write_speech(d / NAMES["v3_speech"]),
     }
 
 

@@ -125,7 +125,7 @@ WORKFLOWS = {
          "clip": ("SkyReelsCLIPVisionLoader", 0, 3, {"clip_name": "clip_vision_h.safetensors"}, None),
          "speech": ("SkyReelsV3AudioEncoderLoader", 0, 4, {"audio_encoder_name": "chinese-wav2vec2-base"}, None),
          "portrait": ("LoadImage", 0, 5, {"image": NAMES["v3_person"]}, "Portrait"),
-         "voice": ("LoadAudio", 0, 6, {"audio": NAMES["voice"]}, "Voice"),
+         "voice": ("LoadAudio", 0, 6, {"audio": NAMES["v3_speech"]}, "Voice"),
          "text": ("SkyReelsTextEncode", 1, 0, {"positive": (
              "A young woman with short dark hair speaks warmly to the camera in a bright room, natural head "
              "movements and expressions, soft daylight, medium close-up.")}, None),
@@ -136,7 +136,7 @@ WORKFLOWS = {
          "save": save("skyreels_v3_talking_avatar"),
          "note": note(files_note(A2V) + "Also chinese-wav2vec2-base/ of the same repo into "
                       "ComfyUI/models/audio_encoders/, and clip_vision_h.safetensors (models/clip_vision). Replace "
-                      f"{NAMES['v3_person']} (Load Image) with the portrait and {NAMES['voice']} (Load Audio) with the "
+                      f"{NAMES['v3_person']} (Load Image) with the portrait and {NAMES['v3_speech']} (Load Audio) with the "
                       "voice: the video lasts as long as the voice (0.4-200 s), at 25 fps, with that audio.")},
         [("te", 0, "connection", "text_encoder"), ("model", 0, "avatar", "model"),
          ("text", 0, "avatar", "text_embeds"), ("vae", 0, "avatar", "vae"), ("clip", 0, "avatar", "clip_vision"),

@@ -11,6 +11,8 @@ The example clip (workflows/example_inputs/skyreels_v3_clip.mp4) has 33 frames o
 
 from __future__ import annotations
 
+import math
+
 import av
 import pytest
 from make_example_inputs import V3_CLIP_FPS, V3_CLIP_FRAMES
@@ -18,14 +20,15 @@ from make_example_inputs import V3_CLIP_FPS, V3_CLIP_FRAMES
 SMOKE = {"width": 32, "height": 32, "steps": 2}
 SAMPLERS = ("SkyReelsV3ReferenceToVideo", "SkyReelsV3ExtendVideo", "SkyReelsV3ShotSwitch", "SkyReelsV3TalkingAvatar")
 CLIP_SECONDS = V3_CLIP_FRAMES / V3_CLIP_FPS  # the example clip's audio (1.375 s)
-VOICE_SECONDS = 1.0  # workflows/example_inputs/skyreels_v4_voice.wav
+SPEECH_SECONDS = 93935 / 22050  # workflows/example_inputs/skyreels_v3_speech.wav: 4.26 s
+SPEECH_FRAMES = math.ceil(SPEECH_SECONDS * 25)  # 107 at 25 fps -> padded to 145: the key-frame pass + 2 windows
 # workflow -> (frames, width, height, fps) of the mp4, seconds of audio in it (None: no audio stream), passes
 CASES = {
     "skyreels_v3_r2v": ((121, 32, 32, 24.0), None, 1),
     "skyreels_v3_extend": ((V3_CLIP_FRAMES + 132, 32, 32, 24.0), CLIP_SECONDS, 1),  # the clip, then 132 new
     "skyreels_v3_shot_switch": ((V3_CLIP_FRAMES + 121, 32, 32, 24.0), CLIP_SECONDS, 1),  # the clip, the cut, 121
-    # 1 s of voice = 25 frames at 25 fps: the key-frame pass alone (< 81 frames), with the voice as its audio
-    "skyreels_v3_talking_avatar": ((25, 32, 32, 25.0), VOICE_SECONDS, 1),
+    # as long as the speech at 25 fps, with the speech as its audio
+    "skyreels_v3_talking_avatar": ((SPEECH_FRAMES, 32, 32, 25.0), SPEECH_SECONDS, 3),
 }
 
 

@@ -147,6 +147,8 @@ class _Forbidden(torch.nn.Module):
     (dict(audio=_voice(0.2)), r"audio is 0.20 s; the talking avatar takes 0.4 to 200 s"),
     (dict(audio=_voice(201.0, rate=100)), r"audio is 201.00 s"),
     (dict(audio={"waveform": torch.zeros(1, 1, 0), "sample_rate": RATE}), "audio has no samples"),
+    (dict(audio={"waveform": torch.zeros(1, 2, RATE), "sample_rate": RATE}), r"audio is silent \(1.00 s"),
+    (dict(portrait=torch.rand(1, 40, 40)), "portrait"),
     (dict(resolution="540P"), r"resolution = '540P' is not one of its options"),
     (dict(width=32, height=0), "Give both width and height"),
     (dict(guidance=2.0, negative=True), "needs a negative prompt"),
@@ -160,8 +162,9 @@ def test_bad_inputs_fail_before_the_speech_is_encoded(a2v, change, match):
     inputs["audio_encoder"] = bridge.manage(_Forbidden(), "text_encoder", "speech")
     a2v.loaded.clear()
     with pytest.raises(ValueError, match=match):
-        _node(a2v, "SkyReelsV3TalkingAvatar").execute(portrait=_portrait(), **inputs,
-                                                      **{**ARGS, "audio": _voice(1.0), **change})
+        _node(a2v, "SkyReelsV3TalkingAvatar").execute(**inputs,
+                                                      **{**ARGS, "audio": _voice(1.0), "portrait": _portrait(),
+                                                         **change})
     assert a2v.loaded == []  # nothing was loaded
 
 
