@@ -35,7 +35,8 @@ PACK, REPO, FakeProgressBar = shared.PACK, shared.REPO, shared.FakeProgressBar
 _cached, _load, _widgets = shared._cached, shared._load, shared._widgets
 env, tiny, tiny_dir, _fresh_logs = shared.env, shared.tiny, shared.tiny_dir, shared._fresh_logs  # fixtures
 
-V3_NODES = ["SkyReelsV3ReferenceToVideo", "SkyReelsV3ExtendVideo", "SkyReelsV3ShotPrompt", "SkyReelsV3ShotSwitch"]
+V3_NODES = ["SkyReelsV3ReferenceToVideo", "SkyReelsV3ExtendVideo", "SkyReelsV3ShotPrompt", "SkyReelsV3ShotSwitch",
+            "SkyReelsV3AudioEncoderLoader", "SkyReelsV3TalkingAvatar"]
 R2V = "SkyReels-V3-R2V-14B"  # the Hugging Face repo folders, placed as the README says
 V2V = "SkyReels-V3-V2V-14B"
 SHARD = "diffusion_pytorch_model-00001-of-00002.safetensors"
