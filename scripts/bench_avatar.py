@@ -3,8 +3,9 @@
 Runs `talking_avatar` with the real WanModel + speech adapter (the tiny A2V config of the tiny-checkpoint maker,
 random weights), the tiny Wan VAE and a stand-in CLIP, for speech lengths that give 2, 4 and 8 windows, each in a
 fresh subprocess, and prints a markdown table. Columns as scripts/bench_df.py: held MB = peak over model calls of
-all live tensors but the weights (a gc scan at every call), which must grow only by the output frames (the recipe
-decodes each window, keeps what the output needs and fills one preallocated IMAGE); RSS = the process peak.
+all live tensors but the weights (a gc scan at every call); it must grow only by the output frames (the recipe
+decodes each window, keeps what the output needs and fills one preallocated IMAGE) and the speech features (an
+input, [frames, 12, 768]), so "held - output - speech" is flat in windows; RSS = the process peak.
 
     python scripts/bench_avatar.py                 # CPU, ~1 minute on 2 cores
     python scripts/bench_avatar.py --size 64x64 --windows 2,8
@@ -90,8 +91,10 @@ def run_one(windows: int, args) -> dict:
     del out
     gc.collect()
     peak = generate(scan=True)[1].peak
+    speech_bytes = features.numel() * features.element_size()
     return {"windows": windows, "frames": frames, "calls": calls, "seconds": seconds, "held_mb": peak / 2**20,
-            "output_mb": out_bytes / 2**20, "held_minus_output_mb": (peak - out_bytes) / 2**20,
+            "output_mb": out_bytes / 2**20, "speech_mb": speech_bytes / 2**20,
+            "rest_mb": (peak - out_bytes - speech_bytes) / 2**20,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -112,11 +115,12 @@ def main() -> None:
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
     _out(f"Talking-avatar bench: tiny A2V WanModel (random), tiny Wan VAE, CPU, {args.size} px, {args.steps} steps, "
          f"torch threads {args.threads}\n")
-    _out("| windows | frames | model calls | time s | held MB (peak) | output MB | held - output MB | RSS MB |")
-    _out("|---|---|---|---|---|---|---|---|")
+    _out("| windows | frames | model calls | time s | held MB (peak) | output MB | speech features MB "
+         "| held - output - speech MB | RSS MB |")
+    _out("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         _out(f"| {r['windows']} | {r['frames']} | {r['calls']} | {r['seconds']:.2f} | {r['held_mb']:.2f} | "
-             f"{r['output_mb']:.2f} | {r['held_minus_output_mb']:.2f} | {r['rss_mb']:.0f} |")
+             f"{r['output_mb']:.2f} | {r['speech_mb']:.2f} | {r['rest_mb']:.2f} | {r['rss_mb']:.0f} |")
 
 
 if __name__ == "__main__":
