@@ -163,7 +163,7 @@ class SkyReelsV3TalkingAvatar(io.ComfyNode):
         shape = (getattr(config, "audio_layers", 12), getattr(config, "audio_feature_dim", 768))
         stand_in = torch.zeros(1, 1, 1).expand(frames, *shape)
         check = dict(negative=negative, resolution=resolution, steps=steps, shift=shift, text_cfg=guidance,
-                     audio_cfg=audio_guidance, windows=wav2vec2.audio_windows, **size)
+                     audio_cfg=audio_guidance, **size)
         avatar.check_talking_avatar(model.module, portrait, stand_in, **check)
 
         bridge.load_for_use(audio_encoder)
@@ -182,5 +182,5 @@ class SkyReelsV3TalkingAvatar(io.ComfyNode):
             model.module, vae.runner, encode_image, portrait, features, positive, connection,
             negative=None if negative is None else negative.to(device), resolution=resolution, seed=seed,
             steps=steps, shift=shift, text_cfg=guidance, audio_cfg=audio_guidance, callback=progress,
-            windows=wav2vec2.audio_windows, vae_callback=lambda done, total: bridge.check_cancel(), **size)
+            vae_callback=lambda done, total: bridge.check_cancel(), **size)
         return io.NodeOutput(out, float(avatar.FPS))

@@ -33,7 +33,6 @@ from bench_df import live_tensor_bytes  # noqa: E402
 from make_tiny_checkpoints import _wan_config  # noqa: E402
 from tiny_builders import tiny_video_vae_state_dict  # noqa: E402
 
-from skyreels_core.encoders.wav2vec2 import audio_windows  # noqa: E402
 from skyreels_core.models.video_vae import VAE3DConfig, WanVAE  # noqa: E402
 from skyreels_core.models.wan_dit import WanModel  # noqa: E402
 from skyreels_core.pipelines import avatar  # noqa: E402
@@ -79,7 +78,7 @@ def run_one(windows: int, args) -> dict:
         measured = Measured(model, scan)
         with torch.no_grad():
             out = avatar.talking_avatar(measured, vae, encode_image, torch.rand(1, h, w, 3), features, text, text,
-                                        steps=args.steps, windows=audio_windows, width=w, height=h)
+                                        steps=args.steps, width=w, height=h)
         return out, measured
 
     t0 = time.perf_counter()

@@ -18,10 +18,8 @@ the speech adapter:
 Interfaces this recipe is written against (the other two parts of A2V):
 - speech features [T, 12, 768] at 25 per second (the wav2vec2 encoder's `encode_speech`); the recipe takes the
   features, never the waveform;
-- `windows(features, start, frames=81, context=5) -> [1, 81, 5, 12, 768]`: each frame's 5-frame context window
-  with indices clamped to the features, passed as the required keyword `windows=` (the speech encoder's
-  `audio_windows`): pipelines may not import encoders (tests/unit/test_layers.py), so the node that holds the
-  encoder hands it over;
+- each window's speech: `conditioning.speech.audio_windows` (each frame's 5-frame context, indices clamped) over
+  the features padded with `pad_reversed`;
 - the DiT: `model(x, t, context, clip_fea=, y=, audio=)` with `model.config.is_i2v` and
   `model.config.audio_adapter` (WanModel with the speech adapter).
 """
@@ -35,6 +33,7 @@ import torch
 
 from ..conditioning.color import match_color
 from ..conditioning.images import check_image, fit_crop, pixels_to_video
+from ..conditioning.speech import audio_windows, pad_reversed
 from ..errors import SkyReelsInputError
 from ..sampling.guidance import TextAudioCFG
 from ..sampling.loop import Step, StepCallback, sample
@@ -47,7 +46,7 @@ from .video import check_guidance, i2v_mask
 __all__ = [
     "AVATAR_BUCKETS", "CONNECTION_PROMPT", "FPS", "AvatarDenoiser", "AvatarInputs", "AvatarPlan", "MotionSchedule",
     "WindowCondition",
-    "avatar_size", "check_talking_avatar", "key_frame_indices", "kept_frames", "known_frames", "pad_features",
+    "avatar_size", "check_talking_avatar", "key_frame_indices", "kept_frames", "known_frames",
     "padded_frames", "plan_talking_avatar", "sample_window", "talking_avatar", "window_condition", "window_count",
 ]
 
@@ -144,15 +143,6 @@ def plan_talking_avatar(frames: int) -> AvatarPlan:
     # the reference maps the padded timeline, capped at its 5000-frame limit, onto the key-frame clip
     keys = key_frame_indices(min(MAX_FRAMES, padded))
     return AvatarPlan(frames, padded, window_count(padded), tuple(keys))
-
-
-def pad_features(features: torch.Tensor, length: int) -> torch.Tensor:
-    """features [T, ...] -> [length, ...] extended with its own tail played backwards (the speech mirrored at the
-    end, so the padding frames stay speech-like)."""
-    extra = length - features.shape[0]
-    if extra <= 0:
-        return features
-    return torch.cat([features, features[-extra:].flip(0)])
 
 
 # the condition of one window
@@ -286,14 +276,12 @@ def sample_window(model, condition: WindowCondition, audio: torch.Tensor, *, pos
 
 @dataclass(frozen=True)
 class AvatarInputs:
-    """Everything `check_talking_avatar` validated: the plan, the output size, the portrait (IMAGE [1, H, W, 3])
-    and the speech-window function."""
+    """Everything `check_talking_avatar` validated: the plan, the output size and the portrait (IMAGE [1, H, W, 3])."""
 
     plan: AvatarPlan
     height: int
     width: int
     portrait: torch.Tensor
-    windows: Callable
 
 
 def _check_model(model) -> None:
@@ -339,8 +327,8 @@ def _check_features(features, model) -> int:
 
 def check_talking_avatar(model, portrait, features, *, negative: torch.Tensor | None = None,
                          resolution: str = "720P", width: int | None = None, height: int | None = None,
-                         steps: int = STEPS, shift: float = SHIFT, text_cfg: float = 1.0, audio_cfg: float = 1.0,
-                         windows: Callable) -> AvatarInputs:
+                         steps: int = STEPS, shift: float = SHIFT, text_cfg: float = 1.0,
+                         audio_cfg: float = 1.0) -> AvatarInputs:
     """Every talking-avatar input, checked before any encoder, VAE or DiT call (see `talking_avatar`)."""
     _check_model(model)
     portrait = check_image(portrait, "The portrait")[:1]
@@ -356,12 +344,7 @@ def check_talking_avatar(model, portrait, features, *, negative: torch.Tensor | 
         raise SkyReelsInputError("text_cfg other than 1 needs a negative prompt; connect one or set text_cfg to 1.")
     plan = plan_talking_avatar(frames)
     check_video_memory(1, plan.padded, height, width, "The talking-avatar video")
-    if not callable(windows):
-        raise SkyReelsInputError(
-            "windows must be the speech encoder's audio_windows(features, start, frames, context); got "
-            f"{type(windows).__name__}."
-        )
-    return AvatarInputs(plan, height, width, portrait, windows)
+    return AvatarInputs(plan, height, width, portrait)
 
 
 @torch.no_grad()
@@ -369,7 +352,7 @@ def talking_avatar(model, vae, encode_image: Callable, portrait: torch.Tensor, f
                    positive: torch.Tensor, connection_positive: torch.Tensor, negative: torch.Tensor | None = None,
                    resolution: str = "720P", seed: int = 0, steps: int = STEPS, shift: float = SHIFT,
                    text_cfg: float = 1.0, audio_cfg: float = 1.0, callback: StepCallback | None = None, *,
-                   windows: Callable, width: int | None = None, height: int | None = None,
+                   width: int | None = None, height: int | None = None,
                    vae_callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """SkyReels-V3 talking avatar: portrait IMAGE + speech features [T, 12, 768] -> IMAGE [T, H, W, 3] at 25 fps.
 
@@ -377,23 +360,22 @@ def talking_avatar(model, vae, encode_image: Callable, portrait: torch.Tensor, f
     positive: the user prompt (key-frame pass); connection_positive: "a person is talking" (`CONNECTION_PROMPT`,
     every window); negative: used only when a cfg is not 1. Size: the bucket nearest the portrait's aspect at
     `resolution` (480P / 720P), or width and height; the portrait is centre-cropped and resized with the pack's
-    one fit (`fit_crop`; the reference resizes bilinear, then crops). windows: the speech encoder's `audio_windows`.
+    one fit (`fit_crop`; the reference resizes bilinear, then crops).
     DiT calls: (1 + windows) x steps x guidance branches; callback(done, total, x0) counts the steps of all passes;
     vae_callback(done, total) runs after every time chunk of each window's VAE encode and decode (raise to cancel).
     """
     inputs = check_talking_avatar(model, portrait, features, negative=negative, resolution=resolution, width=width,
-                                  height=height, steps=steps, shift=shift, text_cfg=text_cfg, audio_cfg=audio_cfg,
-                                  windows=windows)
+                                  height=height, steps=steps, shift=shift, text_cfg=text_cfg, audio_cfg=audio_cfg)
     plan = inputs.plan
     pixels = fit_crop(inputs.portrait, inputs.height, inputs.width)  # [1, 3, H, W] in [-1, 1]
     # speech shorter than a window is not padded: the windows clamp to its last frame, as the reference
-    speech = pad_features(features, plan.padded) if plan.windows else features
+    speech = pad_reversed(features, plan.padded) if plan.windows else features
     passes = 1 + plan.windows
     common = dict(negative=negative, steps=steps, shift=shift, text_cfg=text_cfg, audio_cfg=audio_cfg, seed=seed)
 
     def run(condition: WindowCondition, start: int, text: torch.Tensor, window: int) -> torch.Tensor:
         """One pass -> its 81 decoded, colour-matched frames [81, 3, H, W] in [-1, 1] (CPU)."""
-        latent = sample_window(model, condition, inputs.windows(speech, start), positive=text, window=window,
+        latent = sample_window(model, condition, audio_windows(speech, start), positive=text, window=window,
                                callback=_chunk_callback(callback, window, passes), **common)
         video = vae.decode(latent, callback=vae_callback)  # matched where it was decoded (the GPU, for a real VAE)
         frames = (video[0].permute(1, 0, 2, 3).float() + 1.0) * 0.5

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from scripts.tiny_builders import tiny_video_vae_state_dict
 from skyreels_core.conditioning.color import lab_to_rgb, match_color, rgb_to_lab
 from skyreels_core.conditioning.images import fit_crop
+from skyreels_core.conditioning.speech import audio_windows, pad_reversed
 from skyreels_core.errors import SkyReelsInputError
 from skyreels_core.models.video_vae import VAE3DConfig, WanVAE
 from skyreels_core.pipelines import avatar
@@ -24,12 +25,6 @@ SIZE = dict(width=16, height=16)
 
 
 # ---------------------------------------------------------------- fakes
-
-
-def _windows(features, start, frames=81, context=5):
-    """Stand-in for the speech encoder's audio_windows: each frame's 5-frame context, indices clamped."""
-    index = torch.arange(start, start + frames)[:, None] + torch.arange(context) - context // 2
-    return features[index.clamp(0, features.shape[0] - 1)][None]
 
 
 def _features(frames):
@@ -86,7 +81,7 @@ def _run(frames, model=None, **kwargs):
     model, vae, clip = model or FakeDiT(), FakeVAE(), FakeCLIP()
     positive, connection = torch.ones(1, 3, 8), torch.full((1, 3, 8), 2.0)
     out = avatar.talking_avatar(model, vae, clip, _portrait(), _features(frames), positive, connection,
-                                windows=_windows, **SIZE, **kwargs)
+                                **SIZE, **kwargs)
     return out, model, vae, clip
 
 
@@ -126,7 +121,7 @@ def test_kept_frames_tile_the_padded_timeline():
 
 def test_pad_features_mirrors_the_tail():
     features = torch.arange(90.0)[:, None]
-    padded = avatar.pad_features(features, 145)
+    padded = pad_reversed(features, 145)
     assert padded.shape == (145, 1)
     assert padded[:90, 0].tolist() == list(range(90))
     assert padded[90:, 0].tolist() == list(range(89, 34, -1))  # the last 55 frames backwards
@@ -215,7 +210,7 @@ def test_windows_calls_masks_text_and_speech():
         start = 0 if p == 0 else 64 * (p - 1)
         audio = calls[0]["audio"]
         assert audio.shape == (1, 81, 5, 12, 768)
-        assert torch.equal(audio, _windows(avatar.pad_features(_features(150), 209), start))
+        assert torch.equal(audio, audio_windows(pad_reversed(_features(150), 209), start))
     # spelled out: latent frame j holds pixel frames 4j-3..4j on its 4 mask channels (frame 0 four times)
     first_window, later_window = passes[1][0]["y"][0, :4, :, 0, 0], passes[2][0]["y"][0, :4, :, 0, 0]
     assert first_window[:, 0].eq(1).all() and not first_window[:, 1:19].any()
@@ -330,20 +325,17 @@ def test_bad_inputs_rejected_before_any_model_call(model_config, frames, kwargs,
     kwargs = {**SIZE, **kwargs}
     with pytest.raises(SkyReelsInputError, match=match):
         avatar.talking_avatar(_never_called(**model_config), _Untouchable(), _Untouchable(), _portrait(),
-                              _features(frames), torch.ones(1, 3, 8), torch.ones(1, 3, 8), windows=_Untouchable(),
-                              **kwargs)
+                              _features(frames), torch.ones(1, 3, 8), torch.ones(1, 3, 8), **kwargs)
 
 
 def test_bad_features_rejected():
     for features in (torch.zeros(100, 768), torch.zeros(100, 13, 768), "speech"):
         with pytest.raises(SkyReelsInputError, match=r"\[T, 12, 768\]"):
-            avatar.check_talking_avatar(FakeDiT(), _portrait(), features, windows=_windows)
-    with pytest.raises(SkyReelsInputError, match="audio_windows"):
-        avatar.check_talking_avatar(FakeDiT(), _portrait(), _features(100), windows=None)
+            avatar.check_talking_avatar(FakeDiT(), _portrait(), features)
     nan = _features(100)
     nan[3] = float("nan")
     with pytest.raises(SkyReelsInputError, match="NaN"):
-        avatar.check_talking_avatar(FakeDiT(), _portrait(), nan, windows=_windows)
+        avatar.check_talking_avatar(FakeDiT(), _portrait(), nan)
 
 
 def test_end_to_end_with_the_tiny_wan_vae():
@@ -351,7 +343,7 @@ def test_end_to_end_with_the_tiny_wan_vae():
     vae.load_state_dict(tiny_video_vae_state_dict())
     model, clip = FakeDiT(), FakeCLIP()
     out = avatar.talking_avatar(model, vae, clip, _portrait(), _features(100), torch.ones(1, 3, 8),
-                                torch.ones(1, 3, 8), steps=1, windows=_windows, **SIZE)
+                                torch.ones(1, 3, 8), steps=1, **SIZE)
     assert out.shape == (100, 16, 16, 3) and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
     assert len(model.calls) == 3  # key-frame pass + 2 windows (100 -> 145 frames)
     assert model.calls[2]["y"].shape == (1, 20, 21, 2, 2)

@@ -19,15 +19,14 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from scripts.tiny_builders import tiny_wav2vec2_config_json, tiny_wav2vec2_files, tiny_wav2vec2_state_dict
+from skyreels_core.conditioning.speech import audio_windows, pad_reversed
 from skyreels_core.encoders.wav2vec2 import (
     MAX_SECONDS,
     MIN_SECONDS,
     SAMPLE_RATE,
     Wav2Vec2Config,
-    audio_windows,
     integrated_loudness,
     load_wav2vec2,
-    pad_reversed,
     prepare_speech,
     resample,
     wav2vec2_from_state_dict,
