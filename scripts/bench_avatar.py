@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +27,7 @@ for p in (REPO, REPO / "scripts"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from bench_df import live_tensor_bytes  # noqa: E402
+from bench_df import live_tensor_bytes, run_each_in_subprocess  # noqa: E402
 from make_tiny_checkpoints import _wan_config  # noqa: E402
 from tiny_builders import tiny_video_vae_state_dict  # noqa: E402
 
@@ -105,13 +103,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--single", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.single is not None:
-        _out(json.dumps(run_one(args.single, args)))
+    rows = run_each_in_subprocess(__file__, args.windows, run_one, args)
+    if rows is None:
         return
-    rows = []
-    for n in (int(v) for v in args.windows.split(",")):
-        cmd = [sys.executable, __file__, "--single", str(n)] + sys.argv[1:]
-        rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
     _out(f"Talking-avatar bench: tiny A2V WanModel (random), tiny Wan VAE, CPU, {args.size} px, {args.steps} steps, "
          f"torch threads {args.threads}\n")
     _out("| windows | frames | model calls | time s | held MB (peak) | output MB | speech features MB "

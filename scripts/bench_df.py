@@ -65,6 +65,19 @@ class MeasuredModel:
         return self.model(x, t, context, fps=fps)
 
 
+def run_each_in_subprocess(script: str, counts: str, run_one, args) -> list[dict] | None:
+    """`--single N` runs run_one(N, args) and prints its JSON (returns None); otherwise each count of the comma list
+    runs in a fresh subprocess (so the peak RSS is per configuration) and the rows come back in order."""
+    if args.single is not None:
+        _out(json.dumps(run_one(args.single, args)))
+        return None
+    rows = []
+    for n in (int(v) for v in counts.split(",")):
+        cmd = [sys.executable, script, "--single", str(n)] + sys.argv[1:]
+        rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
+    return rows
+
+
 def run_one(n_windows: int, args) -> dict:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -127,13 +140,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--single", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.single is not None:
-        _out(json.dumps(run_one(args.single, args)))
+    rows = run_each_in_subprocess(__file__, args.windows, run_one, args)
+    if rows is None:
         return
-    rows = []
-    for n in (int(v) for v in args.windows.split(",")):
-        cmd = [sys.executable, __file__, "--single", str(n)] + sys.argv[1:]
-        rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
     _out(
         f"DF bench: {args.preset} WanModel, device {args.device}, latent {args.size}, window {args.window} latents, "
         f"overlap {args.overlap}, {args.steps} steps, CFG (batched), torch threads {args.threads}\n"
