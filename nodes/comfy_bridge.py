@@ -325,6 +325,18 @@ class StepProgress:
         return False
 
 
+class PassProgress:
+    """A recipe's callback(done, total, x0) counted over passes of `steps` steps each (extension chunks, avatar
+    windows) -> one StepProgress whose status line starts with label(pass index, passes)."""
+
+    def __init__(self, steps: int, passes: int, node_id, device, label):
+        self.steps, self.passes, self.label = steps, passes, label
+        self.inner = StepProgress(steps * passes, node_id, device)
+
+    def __call__(self, done: int, total: int, x0) -> None:
+        self.inner(done, total, x0[:1], label=self.label((done - 1) // self.steps, self.passes))
+
+
 class SimpleProgress:
     """Progress bar and Cancel check for non-sampling loops such as VAE decoding: callback(done, total)."""
 

@@ -73,17 +73,6 @@ def _text(text_embeds: TextEmbeds, device) -> dict:
     return {"positive": text_embeds.positive.to(device), "negative": None if negative is None else negative.to(device)}
 
 
-class _ChunkProgress:
-    """The recipe's callback(done, total, x0), counted over all chunks -> StepProgress with a 'chunk k/n' label."""
-
-    def __init__(self, steps: int, chunks: int, node_id, device):
-        self.steps, self.chunks = steps, chunks
-        self.inner = bridge.StepProgress(steps * chunks, node_id, device)
-
-    def __call__(self, done: int, total: int, x0) -> None:
-        self.inner(done, total, x0[:1], label=f"chunk {(done - 1) // self.steps + 1}/{self.chunks}")
-
-
 def _cancel_point(done: int, total: int) -> None:
     """The VAE's callback inside a recipe: Cancel is checked after every encode/decode time chunk too."""
     bridge.check_cancel()
@@ -200,7 +189,8 @@ class SkyReelsV3ExtendVideo(io.ComfyNode):
         frames = v3.extend_video(
             model.module, vae.runner, video, **_text(text_embeds, device), duration=duration, resolution=resolution,
             seed=seed, steps=steps, shift=shift, cfg=cfg, solver=scheduler, keep_input=keep_input,
-            callback=_ChunkProgress(steps, len(chunks), cls.hidden.unique_id, device),
+            callback=bridge.PassProgress(steps, len(chunks), cls.hidden.unique_id, device,
+                                         lambda k, n: f"chunk {k + 1}/{n}"),
             vae_callback=_cancel_point, **size,
         )
         return io.NodeOutput(frames, float(v3.FPS))

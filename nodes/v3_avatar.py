@@ -79,19 +79,6 @@ def _speech(audio) -> tuple[torch.Tensor, int]:
     return waveform[0], rate
 
 
-class _PassProgress:
-    """The recipe's callback(done, total, x0) over all passes -> StepProgress with a 'window k/n' label."""
-
-    def __init__(self, steps: int, passes: int, node_id, device):
-        self.steps, self.passes = steps, passes
-        self.inner = bridge.StepProgress(steps * passes, node_id, device)
-
-    def __call__(self, done: int, total: int, x0) -> None:
-        k = (done - 1) // self.steps
-        label = "key frames" if k == 0 else f"window {k}/{self.passes - 1}"
-        self.inner(done, total, x0[:1], label=label)
-
-
 class SkyReelsV3TalkingAvatar(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -177,7 +164,8 @@ class SkyReelsV3TalkingAvatar(io.ComfyNode):
 
         positive = text_embeds.positive.to(device)
         connection = positive if connection_embeds is None else connection_embeds.positive.to(device)
-        progress = _PassProgress(steps, 1 + plan.windows, cls.hidden.unique_id, device)
+        progress = bridge.PassProgress(steps, 1 + plan.windows, cls.hidden.unique_id, device,
+                                       lambda k, n: "key frames" if k == 0 else f"window {k}/{n - 1}")
         out = avatar.talking_avatar(
             model.module, vae.runner, encode_image, portrait, features, positive, connection,
             negative=None if negative is None else negative.to(device), resolution=resolution, seed=seed,
