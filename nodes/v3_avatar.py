@@ -144,19 +144,15 @@ class SkyReelsV3TalkingAvatar(io.ComfyNode):
         size = {"width": width or None, "height": height or None}
         waveform, rate = _speech(audio)
         negative = text_embeds.negative
-        # everything but the speech features is checked now (a stand-in of the right length for them)
+        # everything but the speech features is checked before the speech is encoded (talking_avatar checks them)
         frames = -(-waveform.shape[-1] * avatar.FPS // rate)
-        config = model.module.config if hasattr(model.module, "config") else None
-        shape = (getattr(config, "audio_layers", 12), getattr(config, "audio_feature_dim", 768))
-        stand_in = torch.zeros(1, 1, 1).expand(frames, *shape)
-        check = dict(negative=negative, resolution=resolution, steps=steps, shift=shift, text_cfg=guidance,
-                     audio_cfg=audio_guidance, **size)
-        avatar.check_talking_avatar(model.module, portrait, stand_in, **check)
+        avatar.check_avatar_settings(model.module, portrait, frames, negative=negative, resolution=resolution,
+                                     steps=steps, shift=shift, text_cfg=guidance, audio_cfg=audio_guidance, **size)
 
         bridge.load_for_use(audio_encoder)
         with torch.no_grad():
             features = audio_encoder.runner.encode_speech(waveform, rate, fps=avatar.FPS).float().cpu()
-        plan = avatar.check_talking_avatar(model.module, portrait, features, **check).plan
+        plan = avatar.plan_talking_avatar(features.shape[0])
         device = bridge.load_for_use(model, vae, clip_vision)
 
         def encode_image(image: torch.Tensor) -> torch.Tensor:

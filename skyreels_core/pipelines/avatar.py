@@ -46,7 +46,7 @@ from .video import check_guidance, i2v_mask
 __all__ = [
     "AVATAR_BUCKETS", "CONNECTION_PROMPT", "FPS", "AvatarDenoiser", "AvatarInputs", "AvatarPlan", "MotionSchedule",
     "WindowCondition",
-    "avatar_size", "check_talking_avatar", "key_frame_indices", "kept_frames", "known_frames",
+    "avatar_size", "check_avatar_settings", "check_talking_avatar", "key_frame_indices", "kept_frames", "known_frames",
     "padded_frames", "plan_talking_avatar", "sample_window", "talking_avatar", "window_condition", "window_count",
 ]
 
@@ -330,9 +330,19 @@ def check_talking_avatar(model, portrait, features, *, negative: torch.Tensor | 
                          steps: int = STEPS, shift: float = SHIFT, text_cfg: float = 1.0,
                          audio_cfg: float = 1.0) -> AvatarInputs:
     """Every talking-avatar input, checked before any encoder, VAE or DiT call (see `talking_avatar`)."""
+    return check_avatar_settings(model, portrait, _check_features(features, model), negative=negative,
+                                 resolution=resolution, width=width, height=height, steps=steps, shift=shift,
+                                 text_cfg=text_cfg, audio_cfg=audio_cfg)
+
+
+def check_avatar_settings(model, portrait, frames: int, *, negative: torch.Tensor | None = None,
+                          resolution: str = "720P", width: int | None = None, height: int | None = None,
+                          steps: int = STEPS, shift: float = SHIFT, text_cfg: float = 1.0,
+                          audio_cfg: float = 1.0) -> AvatarInputs:
+    """Everything but the speech features, for `frames` frames of speech: lets a caller refuse a bad input before it
+    spends time encoding the speech (the features are checked by `check_talking_avatar`)."""
     _check_model(model)
     portrait = check_image(portrait, "The portrait")[:1]
-    frames = _check_features(features, model)
     if (height is None) != (width is None):
         raise SkyReelsInputError("Give both width and height, or neither (size from the resolution bucket).")
     if height is None:
