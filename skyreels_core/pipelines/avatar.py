@@ -10,7 +10,7 @@ the speech adapter:
    with the connection prompt "a person is talking". The key frames are the key-frame clip's frames at the window
    boundaries mapped onto 0..80 (`key_frame_indices`).
 3. For k > 0 the 2 latent frames of the 5 motion frames are held clean and shown to the model re-noised to the
-   current sigma with fresh noise at every call (`MotionSchedule`, the loop's `Step.renoise`), which is what the
+   current sigma with fresh noise at every call (`v3.PrefixSchedule` with renoise, the loop's `Step.renoise`), which is what the
    reference's "overwrite latent[:, :2] with (1 - sigma) x_motion + sigma noise after every update" amounts to.
 4. Each decoded window drops its last 12 frames (unless last) and, for k > 0, its first 5 (the motion frames it was
    given); every window is colour-matched to the portrait in Lab; the result is cut to the speech length.
@@ -36,15 +36,15 @@ from ..conditioning.images import check_image, fit_crop, pixels_to_video
 from ..conditioning.speech import audio_windows, pad_reversed
 from ..errors import SkyReelsInputError
 from ..sampling.guidance import TextAudioCFG
-from ..sampling.loop import Step, StepCallback, sample
+from ..sampling.loop import StepCallback, sample
 from ..sampling.schedules import FlowSchedule, check_schedule, shifted_timestep_grid
 from ..shapes import check_size, check_video_memory, latent_frames
 from .denoisers import WanDenoiser
-from .v3 import _chunk_callback, _device, _to_image
+from .v3 import PrefixSchedule, _chunk_callback, _device, _to_image
 from .video import check_guidance, i2v_mask
 
 __all__ = [
-    "AVATAR_BUCKETS", "CONNECTION_PROMPT", "FPS", "AvatarDenoiser", "AvatarInputs", "AvatarPlan", "MotionSchedule",
+    "AVATAR_BUCKETS", "CONNECTION_PROMPT", "FPS", "AvatarDenoiser", "AvatarInputs", "AvatarPlan",
     "WindowCondition",
     "avatar_size", "check_avatar_settings", "check_talking_avatar", "key_frame_indices", "kept_frames", "known_frames",
     "padded_frames", "plan_talking_avatar", "sample_window", "talking_avatar", "window_condition", "window_count",
@@ -191,38 +191,14 @@ def window_condition(vae, encode_image: Callable, motion: torch.Tensor, key: tor
 # schedule and denoiser
 
 
-class MotionSchedule:
-    """A flow grid for a window whose first `motion` latent frames are the given motion latents: they are never
-    updated (so they end exactly clean) and the model sees them re-noised to the current sigma with fresh noise at
-    every call (`Step.renoise`). All frames share one sigma, so the model still gets one t."""
-
-    def __init__(self, grid: torch.Tensor, motion: int, frames: int):
-        self.grid, self.motion, self.frames = grid.to(torch.float64), int(motion), int(frames)
-        self.sigmas = self.grid.float()
-        self.renoise = torch.arange(self.frames) < self.motion
-
-    def __len__(self) -> int:
-        return len(self.grid) - 1
-
-    def __getitem__(self, i: int) -> Step:
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return Step(sigma=torch.full((self.frames,), float(self.grid[i]), dtype=torch.float64),
-                    index=torch.full((self.frames,), i, dtype=torch.int64), update=~self.renoise,
-                    renoise=self.renoise)
-
-
 class AvatarDenoiser(WanDenoiser):
     """The A2V DiT as a flow denoiser: I2V condition (y, clip_fea), windowed speech features, text + speech CFG.
 
     Time input: t = 1000 sigma as a float [B], not truncated to an integer (the reference passes its shifted float
-    timesteps; truncating would move the last step from 10.89 to 10). Per-frame sigmas (MotionSchedule) are all
+    timesteps; truncating would move the last step from 10.89 to 10). Per-frame sigmas (PrefixSchedule with renoise) are all
     equal, so one t is given. Branches (`TextAudioCFG`): text from the positive prompt for "cond" and
     "uncond_audio", from the negative for the others; "uncond_audio" and "uncond" hear all-zero speech.
     """
-
-    def __init__(self, model, positive, negative, guidance: TextAudioCFG, *, y, clip_fea, audio):
-        super().__init__(model, positive, negative, guidance, y=y, clip_fea=clip_fea, audio=audio)
 
     def time_input(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         level = sigma if sigma.ndim == 0 else sigma[-1]
@@ -250,7 +226,7 @@ def sample_window(model, condition: WindowCondition, audio: torch.Tensor, *, pos
     """One 81-frame pass -> its latent [1, 16, 21, h, w] (CPU). audio: [1, 81, 5, 12, 768] windowed features.
 
     Seeding: `_window_generator(seed, window)`, so every pass is reproducible on its own. With condition.motion, the
-    motion latents are held clean and re-noised at every call (`MotionSchedule`); otherwise a plain grid.
+    motion latents are held clean and re-noised at every call (`PrefixSchedule` with renoise); otherwise a plain grid.
     """
     y = condition.y
     shape = (1, y.shape[1] - 4, *y.shape[2:])
@@ -261,7 +237,7 @@ def sample_window(model, condition: WindowCondition, audio: torch.Tensor, *, pos
     if condition.motion is not None:
         count = condition.motion.shape[2]
         x[:, :, :count] = condition.motion.float().cpu()
-        schedule = MotionSchedule(grid, count, shape[2])
+        schedule = PrefixSchedule(grid, count, shape[2], renoise=True)
     denoiser = AvatarDenoiser(model, positive, negative, TextAudioCFG(text_cfg, audio_cfg), y=y,
                               clip_fea=condition.clip_fea, audio=audio)
 

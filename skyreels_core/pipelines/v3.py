@@ -284,13 +284,18 @@ def extension_chunks(duration: int, prefix_latents: int = latent_frames(PREFIX_F
 
 
 class PrefixSchedule:
-    """A flow grid for latents [prefix | noisy]: prefix frames sit at sigma 0 (the model sees t = 0) and are never
-    updated; the noisy frames step down `grid` together (the reference's per-frame timestep [0]*P + [t]*N)."""
+    """A flow grid for latents [prefix | noisy] whose prefix frames are held clean (never updated); the noisy
+    frames step down `grid` together.
 
-    def __init__(self, grid: torch.Tensor, prefix: int, frames: int):
+    renoise False: the prefix sits at sigma 0, the model sees t = 0 there (V3 extension: the reference's per-frame
+    timestep [0]*P + [t]*N). renoise True: every frame has the step's sigma and the model sees the prefix re-noised
+    to it with fresh noise at every call (`Step.renoise`; the talking avatar's motion latents)."""
+
+    def __init__(self, grid: torch.Tensor, prefix: int, frames: int, renoise: bool = False):
         self.grid, self.prefix, self.frames = grid.to(torch.float64), int(prefix), int(frames)
         self.sigmas = self.grid.float()
         self.update = torch.arange(self.frames) >= self.prefix
+        self.renoise = ~self.update if renoise else None
 
     def __len__(self) -> int:
         return len(self.grid) - 1
@@ -299,8 +304,10 @@ class PrefixSchedule:
         if not 0 <= i < len(self):
             raise IndexError(i)
         sigma = torch.full((self.frames,), float(self.grid[i]), dtype=torch.float64)
-        sigma[: self.prefix] = 0.0
-        return Step(sigma=sigma, index=torch.full((self.frames,), i, dtype=torch.int64), update=self.update)
+        if self.renoise is None:
+            sigma[: self.prefix] = 0.0
+        return Step(sigma=sigma, index=torch.full((self.frames,), i, dtype=torch.int64), update=self.update,
+                    renoise=self.renoise)
 
 
 @torch.no_grad()
