@@ -335,6 +335,7 @@ TINY_FILES: tuple[TinyFile, ...] = (
     TinyFile("vae/mmaudio_vae_44k_tiny.safetensors", tiny_builders.tiny_audio_vae_state_dict),
     TinyFile("vae/bigvgan_v2_44k_tiny.safetensors", tiny_builders.tiny_vocoder_state_dict),
     TinyFile(DM + "skyreels_v4_av_tiny.safetensors", tiny_builders.tiny_av_dit_state_dict),
+    TinyFile(DM + "skyreels_v4_refiner_tiny.safetensors", tiny_builders.tiny_refiner_state_dict),
     TinyFile("text_encoders/qwen2.5_vl_tiny", tiny_qwen25_vl_files),  # a folder: the V4 MLLM text encoder
     TinyFile("audio_encoders/chinese-wav2vec2-base_tiny", lambda: FolderFiles(tiny_builders.tiny_wav2vec2_files())),
 )

@@ -27,6 +27,7 @@ __all__ = [
     "tiny_audio_vae_state_dict",
     "tiny_av_dit_state_dict",
     "tiny_clip_vision_state_dict",
+    "tiny_refiner_state_dict",
     "tiny_umt5_state_dict",
     "tiny_video_vae_state_dict",
     "tiny_vocoder_state_dict",
@@ -158,6 +159,12 @@ def tiny_av_dit_state_dict(seed: int = 0, config: AVDiTConfig = AVDiTConfig.TINY
             value = 1.0 + 0.1 * noise
         tensors[name] = value.to(torch.bfloat16).float()
     return tensors, config_metadata(config, CONFIG_METADATA_KEY)
+
+
+def tiny_refiner_state_dict(seed: int = 6, config: AVDiTConfig = AVDiTConfig.TINY_REFINER) -> tuple[StateDict, dict]:
+    """The tiny SkyReels-V4 refiner: a video-only AV DiT (`text_embedding`, `time_*`, `video.*`) whose config
+    metadata sets `attention_window` (windowed attention). Returns (tensors, metadata)."""
+    return tiny_av_dit_state_dict(seed, config)
 
 
 # ---------------------------------------------------------------- text and image encoders

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..nn.attention import attention
+from ..nn.attention import WindowPlan, attention, window_attention
 from ..nn.modulation import gated_residual, modulate, modulation_chunks
 from ..nn.norms import FP32LayerNorm
 from .wan_dit import Head, TokenGrid, WanSelfAttention, WanT2VCrossAttention, feed_forward, unpatchify
 
 __all__ = [
     "StreamInputs",
+    "joint_attention",
     "DualStreamBlock",
     "SingleStreamBlock",
     "CrossModalAttention",
@@ -42,6 +43,8 @@ class StreamInputs:
     angles: [L, head_dim/2] float32 RoPE angles of the modality tokens (references first).
     angles_joint: [L + L_txt, head_dim/2]: `angles` then zeros, i.e. text tokens are not rotated.
     context: [B, L_txt, D] embedded text (compute dtype): keys/values of the single-stream text cross-attention.
+    window: the joint self-attention's window partition of [modality; text] (`nn.attention.window_plan`), or None
+        for dense attention. The model sets it per block (regular windows on even blocks, shifted on odd ones).
     """
 
     e0: torch.Tensor
@@ -50,6 +53,14 @@ class StreamInputs:
     angles_joint: torch.Tensor
     context: torch.Tensor
     attn_backend: str = "auto"
+    window: WindowPlan | None = None
+
+
+def joint_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, inputs: StreamInputs) -> torch.Tensor:
+    """The joint self-attention over [modality; text] ([B, L + L_txt, H, D] each): dense, or windowed by the plan."""
+    if inputs.window is None:
+        return attention(q, k, v, backend=inputs.attn_backend)
+    return window_attention(q, k, v, inputs.window, backend=inputs.attn_backend)
 
 
 # tower blocks
@@ -92,9 +103,7 @@ class DualStreamBlock(nn.Module):
         angles = inputs.angles
         q, k, v = self.self_attn.qkv(modulate(self.norm1(x), shift, scale).to(dtype), angles_q=angles, angles_kv=angles)
         qt, kt, vt = self.text.self_attn.qkv(modulate(self.norm1(xt), t_shift, t_scale).to(dtype))  # not rotated
-        out = attention(
-            torch.cat([q, qt], 1), torch.cat([k, kt], 1), torch.cat([v, vt], 1), backend=inputs.attn_backend
-        )
+        out = joint_attention(torch.cat([q, qt], 1), torch.cat([k, kt], 1), torch.cat([v, vt], 1), inputs)
         del q, k, v, qt, kt, vt
         y, yt = out.flatten(2).split([x.shape[1], xt.shape[1]], dim=1)
         x = gated_residual(x, self.self_attn.o(y), gate)
@@ -130,7 +139,9 @@ class SingleStreamBlock(nn.Module):
         dtype = inputs.context.dtype
         # 1. Self-attention over [modality; text], shared weights
         h = torch.cat([modulate(self.norm1(x), shift, scale), modulate(self.norm1(xt), t_shift, t_scale)], 1)
-        y = self.self_attn(h.to(dtype), inputs.angles_joint, inputs.attn_backend)
+        q, k, v = self.self_attn.qkv(h.to(dtype), angles_q=inputs.angles_joint, angles_kv=inputs.angles_joint)
+        y = self.self_attn.o(joint_attention(q, k, v, inputs).flatten(2))
+        del q, k, v
         y, yt = y.split([x.shape[1], xt.shape[1]], dim=1)
         x, xt = gated_residual(x, y, gate), gated_residual(xt, yt, t_gate)
         # 2. Text cross-attention (modality tokens)

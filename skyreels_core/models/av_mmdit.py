@@ -15,6 +15,24 @@ Documented choices (not in the paper):
   - The audio<->video cross-attention runs on TARGET tokens only: references of the two modalities are not
     time-aligned (a face image, a voice sample). It is pre-normed, gated by a learned [dim] vector, unmodulated.
   - Audio patch embedding: one Linear per latent frame. Single-stream text cross-attention: modality tokens only.
+  - Hi-res keyframes in the base model (paper §4.5: the base predicts low-res latents for all frames together with
+    hi-res keyframe latents; how they enter is not disclosed): `VideoStream.keyframes` [B, 33, K, H, W] ([noisy |
+    condition | mask] at the keyframe resolution) go through the SAME patch embedding and are appended after the
+    low-res target tokens, at the sample's timestep. RoPE: time = the keyframe's low-res latent index, rows and
+    columns scaled by (h / H, w / W) (token grids) so a keyframe spans the same extent as a low-res frame
+    (`keyframe_positions`; corner-aligned like the integer grid). They take part in the audio<->video
+    cross-attention at their time (they are video tokens of a known instant; lip detail lives at high resolution).
+    The head runs over them and their velocity is returned separately. K = 0 is exactly the model without them.
+  - Refiner (paper §4.5): a VIDEO_ONLY model of this class ("initialised from the pretrained video model": the same
+    `video.*`, `text_embedding`, `time_*` keys, the 33-channel patch embedding [noisy | guide | mask]) with
+    `attention_window` set. The paper uses VSA (arXiv 2505.13389), a TRAINABLE coarse-to-fine block-sparse
+    attention (pooled cube attention selects the top-K key cubes per query cube, then fine attention inside them).
+    We implement its fixed-block form: 3-D windows of `attention_window` TOKENS (frames, rows, cols; 0 = the whole
+    axis) over the target token grid, regular on even blocks and shifted by half a window on odd blocks (SeedVR2's
+    alternating windows, non-cyclic: ragged edge windows). A windowed query sees its window plus every text token
+    (and references / keyframes, if any); text queries stay dense. RoPE stays global (SeedVR2 uses window-local
+    RoPE; ours makes a whole-grid window exactly dense attention). A checkpoint trained with VSA would need its
+    selection stage: the per-block `WindowPlan` (`nn/attention.py`) is the place to put the selected blocks.
 
 Checkpoint key layout (`{i}` = block index 0..M+N-1; blocks 0..M-1 are dual-stream, M.. single-stream):
 | key | shape | what |
@@ -33,11 +51,15 @@ Checkpoint key layout (`{i}` = block index 0..M+N-1; blocks 0..M-1 are dual-stre
 | `audio_latent_mean`, `audio_latent_std` | [40] float32 | audio latent normalisation (buffers) |
 Config: JSON in safetensors metadata "skyreels.av_dit.config" (`checkpoints/metadata.py`). VIDEO_ONLY / AUDIO_ONLY
 files have no `audio.*` / `video.*` (and no `av_cross.*`, and no audio buffers for VIDEO_ONLY).
+The refiner is a VIDEO_ONLY file (`text_embedding`, `time_*`, `video.*` as above) whose metadata sets
+`attention_window` (e.g. [8, 15, 27]); the tensors cannot show a window size, so a file without it is dense.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -50,7 +72,7 @@ from ..checkpoints.io import strip_prefix
 from ..checkpoints.loader import ModelSpec, load_model
 from ..checkpoints.metadata import check_claims, read_config_metadata
 from ..errors import CheckpointError, SkyReelsInputError
-from ..nn.attention import ATTENTION_BACKENDS
+from ..nn.attention import ATTENTION_BACKENDS, WindowPlan, window_plan
 from ..nn.rope import grid_positions, rope_angles
 from ..shapes import AUDIO_SAMPLE_RATE, AUDIO_SAMPLES_PER_LATENT, TIME_STRIDE
 from .av_blocks import AudioTower, AVCrossBlock, StreamInputs, VideoTower
@@ -63,6 +85,7 @@ __all__ = [
     "AudioStream",
     "AVMMDiT",
     "av_time_positions",
+    "keyframe_positions",
     "audio_time_scale",
     "load_av_dit",
     "AV_DIT_SPEC",
@@ -112,10 +135,13 @@ class AVDiTConfig:
     eps: float = 1e-6
     rope_theta: float = 10000.0
     paper_time_convention: bool = False
+    attention_window: tuple[int, int, int] = (0, 0, 0)  # video self-attention window in tokens (f, h, w); 0 = dense
 
     TINY: ClassVar[AVDiTConfig]
     SMALL: ClassVar[AVDiTConfig]
     V4_GUESS: ClassVar[AVDiTConfig]
+    TINY_REFINER: ClassVar[AVDiTConfig]
+    REFINER_GUESS: ClassVar[AVDiTConfig]
 
     def __post_init__(self):
         try:
@@ -125,6 +151,13 @@ class AVDiTConfig:
                 f"Unknown AV model_type {self.model_type!r}: expected one of {[m.value for m in ModelType]}."
             ) from None
         object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
+        window = tuple(self.attention_window)
+        if len(window) != 3 or any(isinstance(w, bool) or not isinstance(w, int) or w < 0 for w in window):
+            raise CheckpointError(
+                f"attention_window {self.attention_window!r} must be three whole numbers >= 0 (window size in tokens "
+                f"along frames, rows, columns; 0 = the whole axis; [0, 0, 0] = dense attention), e.g. [8, 15, 27]."
+            )
+        object.__setattr__(self, "attention_window", window)
         if self.num_heads < 1 or self.dim % self.num_heads or (self.dim // self.num_heads) % 2:
             raise CheckpointError(
                 f"dim {self.dim} does not split into {self.num_heads} heads of even width; pick num_heads with "
@@ -147,6 +180,11 @@ class AVDiTConfig:
     @property
     def num_blocks(self) -> int:
         return self.num_dual_blocks + self.num_single_blocks
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the video tower's joint self-attention is windowed (`attention_window` not all 0)."""
+        return any(self.attention_window)
 
     @classmethod
     def from_state_dict(cls, sd: dict[str, torch.Tensor]) -> AVDiTConfig:
@@ -245,6 +283,15 @@ AVDiTConfig.V4_GUESS = AVDiTConfig(
     ffn_dim=13824,
     text_dim=3584,
 )
+# The refiner: a video-only model with windowed attention. TINY_REFINER: 2x2x2-token windows (a tiny grid still has
+# several). REFINER_GUESS (sizes undisclosed): V4_GUESS's video tower with SeedVR2's window in token units (its 720p
+# reference grid of 45 x 80 tokens split 3 x 3 -> 15 x 27 tokens; 8 latent frames, i.e. ceil(30 / 4)).
+AVDiTConfig.TINY_REFINER = dataclasses.replace(
+    AVDiTConfig.TINY, model_type=ModelType.VIDEO_ONLY, attention_window=(2, 2, 2)
+)
+AVDiTConfig.REFINER_GUESS = dataclasses.replace(
+    AVDiTConfig.V4_GUESS, model_type=ModelType.VIDEO_ONLY, attention_window=(8, 15, 27)
+)
 
 
 # positions
@@ -273,6 +320,18 @@ def _time_only(times: torch.Tensor) -> torch.Tensor:
     return torch.stack([times, torch.zeros_like(times), torch.zeros_like(times)], dim=-1)
 
 
+def keyframe_positions(indices, keyframe_grid: TokenGrid, grid: TokenGrid, device=None) -> torch.Tensor:
+    """RoPE positions [K * H * W, 3] (float64) of hi-res keyframe tokens in (k, row, col) order.
+
+    Time = the keyframe's low-res latent index; row r -> r * grid.height / H and col c -> c * grid.width / W, so the
+    hi-res token grid (H x W) spans the same extent as the low-res one (`grid`, h x w tokens) at fractional positions.
+    """
+    times = torch.tensor([float(i) for i in indices], dtype=torch.float64, device=device)
+    rows = torch.arange(keyframe_grid.height, dtype=torch.float64, device=device) * (grid.height / keyframe_grid.height)
+    cols = torch.arange(keyframe_grid.width, dtype=torch.float64, device=device) * (grid.width / keyframe_grid.width)
+    return torch.stack(torch.meshgrid(times, rows, cols, indexing="ij"), dim=-1).reshape(-1, 3)
+
+
 # inputs
 
 
@@ -280,10 +339,14 @@ def _time_only(times: torch.Tensor) -> torch.Tensor:
 class VideoStream:
     """Video tower input. x: [B, 2C+1 = 33, F, h, w] = [noisy latent | condition latent (zeros where not
     conditioned) | mask (1 = keep)]. refs: [B, C = 16, F_r, h, w] clean reference latents (prepended at times
-    -F_r..-1, input channels [ref | ref | 1], timestep 0), or None."""
+    -F_r..-1, input channels [ref | ref | 1], timestep 0), or None.
+    keyframes: [B, 33, K, H, W] hi-res keyframes [noisy | condition | mask] generated with the sample (base model,
+    paper §4.5), at low-res latent frames `keyframe_index` (K ints in 0..F-1); None / () for none."""
 
     x: torch.Tensor
     refs: torch.Tensor | None = None
+    keyframes: torch.Tensor | None = None
+    keyframe_index: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -299,12 +362,18 @@ class AudioStream:
 class _TowerRun:
     """Mutable per-call state of one tower: residual streams and what the head needs."""
 
-    x: torch.Tensor  # [B, L_ref + L, D]
+    x: torch.Tensor  # [B, L_ref + L (+ L_kf), D]
     xt: torch.Tensor  # [B, L_txt, D]
     inputs: StreamInputs
     ref_tokens: int
-    cross_angles: torch.Tensor  # [L, head_dim/2] time-only angles of the target tokens
+    cross_angles: torch.Tensor  # [L (+ L_kf), head_dim/2] time-only angles of the target (and keyframe) tokens
     grid: TokenGrid | None = None  # video only
+    keyframe_grid: TokenGrid | None = None  # video with keyframes only (tokens after the target's)
+    windows: tuple[WindowPlan, ...] = ()  # (regular, shifted) window plans of a windowed video tower
+
+    def block_inputs(self, i: int) -> StreamInputs:
+        """What block i sees: the shared inputs, with the regular (even i) or shifted (odd i) window plan."""
+        return self.inputs if not self.windows else dataclasses.replace(self.inputs, window=self.windows[i % 2])
 
     def target(self) -> torch.Tensor:
         return self.x[:, self.ref_tokens :]
@@ -391,7 +460,8 @@ class AVMMDiT(nn.Module):
             cross_modal: False skips the audio<->video cross-attention (for sync guidance).
         Returns:
             (float32 video velocity [B, 16, F, h, w] | None, float32 audio velocity [B, 40, T_a] | None);
-            references are not returned.
+            references are not returned. When `video.keyframes` is given, a third element: the float32 keyframe
+            velocity [B, 16, K, H, W].
         """
         batch = self._check_inputs(video, audio, timestep, context, fps)
         device = context.device
@@ -406,7 +476,7 @@ class AVMMDiT(nn.Module):
         run_cross = cross_modal and v is not None and a is not None
         for i in range(self.config.num_blocks):
             if v is not None:
-                v.x, v.xt = self.video.blocks[i](v.x, v.xt, v.inputs)
+                v.x, v.xt = self.video.blocks[i](v.x, v.xt, v.block_inputs(i))
             if a is not None:
                 a.x, a.xt = self.audio.blocks[i](a.x, a.xt, a.inputs)
             if run_cross:
@@ -417,9 +487,23 @@ class AVMMDiT(nn.Module):
                 a.set_target(ax)
         sign = -1.0 if self.config.paper_time_convention else 1.0
         e_target = e[:, 1:2]
-        out_v = None if v is None else sign * self.video.unpatchify(self.video.head(v.target(), e_target), v.grid)
+        out_v, out_k = (None, None) if v is None else self._video_output(v, e_target, sign)
         out_a = None if a is None else sign * self.audio.unpatchify(self.audio.head(a.target(), e_target))
-        return out_v, out_a
+        if video is None or video.keyframes is None:
+            return out_v, out_a
+        if out_k is None:  # K = 0
+            b, _, _, height, width = video.keyframes.shape
+            out_k = out_v.new_zeros(b, self.config.video_channels, 0, height, width)
+        return out_v, out_a, out_k
+
+    def _video_output(self, v: _TowerRun, e_target: torch.Tensor, sign: float):
+        """(velocity [B, 16, F, h, w], keyframe velocity [B, 16, K, H, W] or None) from the head."""
+        y = self.video.head(v.target(), e_target)
+        if v.keyframe_grid is None:
+            return sign * self.video.unpatchify(y, v.grid), None
+        split = v.grid.frames * v.grid.tokens_per_frame
+        return (sign * self.video.unpatchify(y[:, :split], v.grid),
+                sign * self.video.unpatchify(y[:, split:], v.keyframe_grid))
 
     def _stream_inputs(self, e0, refs: int, targets: int, angles: torch.Tensor, text: torch.Tensor) -> StreamInputs:
         """Per-group modulation: `refs` clean groups then `targets` groups at the sample's timestep."""
@@ -439,7 +523,7 @@ class AVMMDiT(nn.Module):
         )
 
     def _start_video(self, video: VideoStream, e0, text) -> _TowerRun:
-        dtype, x = self.compute_dtype, video.x
+        c, dtype, x = self.config, self.compute_dtype, video.x
         num_refs = 0 if video.refs is None else video.refs.shape[2]
         if num_refs:
             refs = video.refs.to(x.dtype)
@@ -448,13 +532,34 @@ class AVMMDiT(nn.Module):
         tokens, grid = self.video.embed(x.to(dtype))
         target_grid = TokenGrid(grid.frames - num_refs, grid.height, grid.width)
         positions = grid_positions(grid.frames, grid.height, grid.width, frame_offset=-num_refs, device=x.device)
-        angles = rope_angles(positions, self.config.head_dim, self.config.rope_theta)
         times = torch.arange(target_grid.frames, dtype=torch.float64, device=x.device)
-        cross = rope_angles(
-            _time_only(times.repeat_interleave(grid.tokens_per_frame)), self.config.head_dim, self.config.rope_theta
+        times = times.repeat_interleave(grid.tokens_per_frame)
+        group, keyframe_grid = grid.tokens_per_frame, None  # modulation group: one (low-res) frame of tokens
+        if video.keyframes is not None and video.keyframes.shape[2]:  # K = 0: exactly the model without keyframes
+            keyframe_tokens, keyframe_grid = self.video.embed(video.keyframes.to(dtype))
+            tokens = torch.cat([tokens, keyframe_tokens], dim=1)
+            extra = keyframe_positions(video.keyframe_index, keyframe_grid, target_grid, device=x.device)
+            positions, times = torch.cat([positions, extra]), torch.cat([times, extra[:, 0]])
+            group = math.gcd(group, keyframe_grid.tokens_per_frame)
+        angles = rope_angles(positions, c.head_dim, c.rope_theta)
+        cross = rope_angles(_time_only(times), c.head_dim, c.rope_theta)
+        ref_tokens = num_refs * grid.tokens_per_frame
+        groups = (ref_tokens // group, (tokens.shape[1] - ref_tokens) // group) if num_refs else (0, 1)
+        inputs = self._stream_inputs(e0, *groups, angles, text)
+        windows = self._window_plans(target_grid, ref_tokens, tokens.shape[1] + text.shape[1], x.device)
+        return _TowerRun(tokens, text, inputs, ref_tokens, cross, target_grid, keyframe_grid, windows)
+
+    def _window_plans(self, grid: TokenGrid, offset: int, length: int, device) -> tuple[WindowPlan, ...]:
+        """(regular, shifted) window plans of the target token grid inside [refs; target; keyframes; text], or ()
+        for dense attention. Tokens outside the target grid (text, references, keyframes) are global."""
+        if not self.config.windowed:
+            return ()
+        size = (grid.frames, grid.height, grid.width)
+        return tuple(
+            window_plan(size, self.config.attention_window, shifted=shifted, offset=offset, length=length,
+                        device=device)
+            for shifted in (False, True)
         )
-        inputs = self._stream_inputs(e0, num_refs, 1 if not num_refs else target_grid.frames, angles, text)
-        return _TowerRun(tokens, text, inputs, num_refs * grid.tokens_per_frame, cross, target_grid)
 
     def _start_audio(self, audio: AudioStream, e0, text, fps: float) -> _TowerRun:
         dtype, x = self.compute_dtype, audio.x
@@ -531,7 +636,29 @@ class AVMMDiT(nn.Module):
                 f"video.refs must be [B, {c.video_channels}, F_r, h, w] with the target's B, h, w "
                 f"({x.shape[0]}, {tuple(x.shape[3:])}); got {tuple(refs.shape)}. Resize/pad references first."
             )
+        self._check_keyframes(video)
         return x.shape[0]
+
+    def _check_keyframes(self, video: VideoStream) -> None:
+        c, x, kf, index = self.config, video.x, video.keyframes, tuple(video.keyframe_index)
+        if kf is None:
+            if index:
+                raise SkyReelsInputError(f"video.keyframe_index {index} was given without video.keyframes.")
+            return
+        _, ph, pw = c.patch_size
+        if kf.dim() != 5 or kf.shape[0] != x.shape[0] or kf.shape[1] != x.shape[1] or kf.shape[3] % ph or \
+                kf.shape[4] % pw:
+            raise SkyReelsInputError(
+                f"video.keyframes must be [B, {x.shape[1]}, K, H, W] = [noisy | condition | mask] with the sample's "
+                f"batch {x.shape[0]} and H, W divisible by the patch {ph}x{pw}; got {tuple(kf.shape)}."
+            )
+        frames = x.shape[2]
+        if len(index) != kf.shape[2] or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < frames
+                                            for i in index):
+            raise SkyReelsInputError(
+                f"video.keyframe_index must name the low-res latent frame (0..{frames - 1}) of each of the "
+                f"{kf.shape[2]} keyframes; got {index}."
+            )
 
     def _check_audio(self, audio: AudioStream, batch: int | None) -> int:
         c, x = self.config, audio.x

@@ -95,17 +95,20 @@ def _cast(x: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
 
 @dataclass(frozen=True)
 class AVLayout:
-    """How a video latent [B, 16, F, h, w] and an audio latent [B, 40, T] (either may be absent) share one flat
-    sampling tensor [B, N]: the solvers are elementwise, so stepping the pair as one tensor is exact."""
+    """How a video latent [B, 16, F, h, w], an audio latent [B, 40, T] (either may be absent) and the base model's
+    hi-res keyframe latents [B, 16, K, H, W] (optional) share one flat sampling tensor [B, N] = [video | audio |
+    keyframes]: the solvers are elementwise, so stepping them as one tensor is exact."""
 
     video_shape: tuple[int, ...] | None
     audio_shape: tuple[int, ...] | None
+    keyframe_shape: tuple[int, ...] | None = None
 
     def _sizes(self) -> tuple[int, int]:
         return _per_sample(self.video_shape), _per_sample(self.audio_shape)
 
-    def pack(self, video: torch.Tensor | None, audio: torch.Tensor | None) -> torch.Tensor:
-        parts = [p.flatten(1) for p in (video, audio) if p is not None]
+    def pack(self, video: torch.Tensor | None, audio: torch.Tensor | None,
+             keyframes: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [p.flatten(1) for p in (video, audio, keyframes) if p is not None]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def unpack(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -113,6 +116,13 @@ class AVLayout:
         video = None if self.video_shape is None else x[:, :nv].view(x.shape[0], *self.video_shape[1:])
         audio = None if self.audio_shape is None else x[:, nv:nv + na].view(x.shape[0], *self.audio_shape[1:])
         return video, audio
+
+    def unpack_keyframes(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The keyframe part [B, 16, K, H, W] of a packed tensor (None without keyframes)."""
+        if self.keyframe_shape is None:
+            return None
+        start = sum(self._sizes())
+        return x[:, start:start + _per_sample(self.keyframe_shape)].view(x.shape[0], *self.keyframe_shape[1:])
 
 
 class AVDenoiser:
@@ -122,45 +132,85 @@ class AVDenoiser:
     tower sees [noisy latent | condition latent | mask] on channels, with the condition positions (mask 1) reset
     to the condition latent before every call, so kept frames are always shown clean. Branches: "cond", "uncond"
     (negative prompt), "nocross" (no audio<->video cross-attention), as `AVGuidance` asks.
+
+    Keyframes (base model with hi-res keyframes, `layout.keyframe_shape` set): `keyframe_condition` is their
+    (latent [B, 16, K, H, W], mask [B, 1, K, H, W]) pair, kept the same way, and `keyframe_index` their low-res
+    latent frames. Their velocity is guided with the video's scale (it is video).
     """
 
     def __init__(self, model, layout: AVLayout, positive, negative, guidance: AVGuidance, *, fps: float,
-                 condition: tuple[torch.Tensor, torch.Tensor] | None, video_refs=None, audio_refs=None):
+                 condition: tuple[torch.Tensor, torch.Tensor] | None, video_refs=None, audio_refs=None,
+                 keyframe_condition: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 keyframe_index: tuple[int, ...] = ()):
         self.model, self.layout, self.guidance = model, layout, guidance
         self.contexts = {"cond": positive, "uncond": negative, "nocross": positive}
         self.fps, self.condition = fps, condition
         self.video_refs, self.audio_refs = video_refs, audio_refs
+        self.keyframe_condition, self.keyframe_index = keyframe_condition, tuple(keyframe_index)
         self.dtype = compute_dtype(model)
 
     def keep(self, video: torch.Tensor) -> torch.Tensor:
         """Reset the condition positions (mask = 1) to the condition latent."""
-        latent, mask = self.condition
-        return torch.where(mask > 0.5, latent, video)
+        return _keep(video, self.condition)
+
+    def keep_keyframes(self, keyframes: torch.Tensor) -> torch.Tensor:
+        """Reset the keyframes' condition positions (mask = 1) to their condition latent."""
+        return _keep(keyframes, self.keyframe_condition)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         video, audio = self.layout.unpack(x)
+        keyframes = self.layout.unpack_keyframes(x)
         t = torch.full((x.shape[0],), float(sigma.float()) * NUM_TRAIN_TIMESTEPS, device=x.device,
                        dtype=torch.float32)
         if video is not None:
-            latent, mask = self.condition
-            video = torch.cat([self.keep(video), latent, mask], dim=1)
+            video = _with_condition(video, self.condition)
+        if keyframes is not None:
+            keyframes = _with_condition(keyframes, self.keyframe_condition)
         names = self.guidance.branches(self.contexts["uncond"] is not None)
-        preds = {b: self._forward(video, audio, t, self.contexts[b], b != "nocross") for b in names}
+        preds = {b: self._forward(video, audio, t, self.contexts[b], b != "nocross", keyframes) for b in names}
         v_video, v_audio = self.guidance.combine(preds)
+        v_keyframes = None
+        if keyframes is not None:  # guided as one video tensor [B, N_video + N_keyframes], split back here
+            v_video, v_keyframes = self._split_video(v_video)
         _check_outputs((v_video, v_audio), self.layout)
-        return self.layout.pack(v_video, v_audio)
+        return self.layout.pack(v_video, v_audio, v_keyframes)
 
-    def _forward(self, video, audio, t, context, cross_modal: bool):
+    def _forward(self, video, audio, t, context, cross_modal: bool, keyframes=None):
         from ..models.av_mmdit import AudioStream, VideoStream
 
         dtype = self.dtype
-        video_in = None if video is None else VideoStream(x=_cast(video, dtype), refs=_cast(self.video_refs, dtype))
+        video_in = None
+        if video is not None:
+            video_in = VideoStream(x=_cast(video, dtype), refs=_cast(self.video_refs, dtype))
+            if keyframes is not None:
+                video_in = VideoStream(x=video_in.x, refs=video_in.refs, keyframes=_cast(keyframes, dtype),
+                                       keyframe_index=self.keyframe_index)
         audio_in = None if audio is None else AudioStream(x=_cast(audio, dtype), refs=_cast(self.audio_refs, dtype))
         ctx = context.to(t.device, self.dtype)
         if ctx.shape[0] != t.shape[0]:
             ctx = ctx.expand(t.shape[0], -1, -1)
-        v, a = self.model(video_in, audio_in, t, ctx, fps=self.fps, cross_modal=cross_modal)
-        return (None if v is None else v.float()), (None if a is None else a.float())
+        v, a, *k = self.model(video_in, audio_in, t, ctx, fps=self.fps, cross_modal=cross_modal)
+        v, a = (None if v is None else v.float()), (None if a is None else a.float())
+        if keyframes is not None:
+            v = torch.cat([v.flatten(1), k[0].float().flatten(1)], dim=1)
+        return v, a
+
+    def _split_video(self, joined: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        video_size = _per_sample(self.layout.video_shape)
+        batch = joined.shape[0]
+        return (joined[:, :video_size].reshape(batch, *self.layout.video_shape[1:]),
+                joined[:, video_size:].reshape(batch, *self.layout.keyframe_shape[1:]))
+
+
+def _keep(x: torch.Tensor, condition: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    latent, mask = condition
+    return torch.where(mask > 0.5, latent, x)
+
+
+def _with_condition(x: torch.Tensor, condition: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """[noisy (kept positions reset) | condition latent | mask] on channels: the video tower's 33-channel input."""
+    latent, mask = condition
+    return torch.cat([_keep(x, condition), latent, mask], dim=1)
 
 
 def _check_outputs(velocities, layout: AVLayout) -> None:

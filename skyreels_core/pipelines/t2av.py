@@ -21,6 +21,11 @@ Undisclosed choices, made here and documented:
   cover round(seconds * 44.1 kHz) samples, decoded and trimmed to that many samples.
 - Editing (a video + mask): the audio is generated fresh (the paper does not inpaint audio); no source audio is
   an input here.
+- Hi-res keyframes (paper §4.5, two-stage path; `keyframes=Keyframes(...)`): the base model generates them in the
+  same pass as the low-res video (`models/av_mmdit.py` says how they enter the model), at the sample's timestep,
+  from their own noise (`keyframe_seed(seed)`, so the video and audio noise of a seed do not change), guided with
+  video_cfg; they are stepped with the video and audio as one packed tensor (`AVLayout`). Without keyframes the
+  run is exactly the one without this option. The refiner (pipelines/refine.py) takes them as its keyframes.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import math
 
 import torch
 
+from ..conditioning.refine import Keyframes
 from ..conditioning.v4 import VideoCondition
 from ..errors import SkyReelsInputError
 from ..sampling.guidance import AVGuidance
@@ -39,8 +45,9 @@ from ..shapes import AUDIO_LATENT_CHANNELS, AudioLatentShape, VideoLatentShape
 from .denoisers import AVDenoiser, AVLayout
 from .video import check_guidance
 
-__all__ = ["audio_seed", "av_latent_shape", "sample_av"]
+__all__ = ["audio_seed", "av_latent_shape", "keyframe_seed", "preview_callback", "sample_av"]
 _AUDIO_SEED_SALT = 0x5EED_A0D1_0000_0000
+_KEYFRAME_SEED_SALT = 0x5EED_CEF0_0000_0000
 
 
 def av_latent_shape(frames: int, fps: float, height: int, width: int, batch: int = 1):
@@ -56,7 +63,12 @@ def audio_seed(seed: int) -> int:
     return (int(seed) ^ _AUDIO_SEED_SALT) & 0xFFFF_FFFF_FFFF_FFFF
 
 
-def _check_sample_args(steps, solver, video_shape, num_audio_latents, condition, fps, context):
+def keyframe_seed(seed: int) -> int:
+    """The seed of the hi-res keyframe noise: `seed` xor another fixed salt."""
+    return (int(seed) ^ _KEYFRAME_SEED_SALT) & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _check_sample_args(steps, solver, video_shape, num_audio_latents, condition, fps, context, keyframes=None):
     if steps < 1:
         raise SkyReelsInputError(f"steps must be at least 1, got {steps}.")
     solver_class(solver)
@@ -76,6 +88,10 @@ def _check_sample_args(steps, solver, video_shape, num_audio_latents, condition,
                 f"The condition is latent {tuple(condition.latent.shape)} / mask {tuple(condition.mask.shape)} but "
                 f"the video latent is {video_shape.as_tuple()}; build the condition for the same frames and size."
             )
+    if keyframes is not None:
+        if video_shape is None:
+            raise SkyReelsInputError("Keyframes were asked for but no video is sampled (audio-only model?).")
+        keyframes.check(video_shape.frames, video_shape.height, video_shape.width, video_shape.batch)
 
 
 def _initial_state(video_shape, num_audio_latents, seed, condition, device):
@@ -94,7 +110,7 @@ def _initial_state(video_shape, num_audio_latents, seed, condition, device):
     return x_v, x_a, cond
 
 
-def _preview(denoiser: AVDenoiser, callback: StepCallback | None) -> StepCallback | None:
+def preview_callback(denoiser: AVDenoiser, callback: StepCallback | None) -> StepCallback | None:
     """The loop's callback on the packed x0 -> callback(step, total, video x0 with the kept frames, else audio x0)."""
     if callback is None:
         return None
@@ -126,31 +142,54 @@ def sample_av(
     video_refs: torch.Tensor | None = None,
     audio_refs: torch.Tensor | None = None,
     callback: StepCallback | None = None,
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    keyframes: Keyframes | None = None,
+) -> tuple[torch.Tensor | None, ...]:
     """Sample a video latent [B, 16, F, h, w] and an audio latent [B, 40, T_a] together (either may be None/0).
 
     context / negative_context: MLLM embeddings [1 or B, L, text_dim]. video_refs: clean reference latents
     [B, 16, F_r, h, w]; audio_refs: raw codec latents of reference audio [B, 40, T_r] (`conditioning.v4.encode_audio`),
     normalised here with the model's audio statistics. callback(step, total, x0)
     runs after every step with the video x0 estimate (the audio x0 for audio-only); raising cancels.
-    Returns (video latent | None, raw codec audio latent | None), float32 on the CPU.
+    keyframes: hi-res keyframes to generate with the video (`conditioning.refine.Keyframes`), or None.
+    Returns (video latent | None, raw codec audio latent | None), float32 on the CPU; with `keyframes`, a third
+    element: the keyframe latents [B, 16, K, H, W] (what `pipelines.refine.refine_video` takes).
     """
-    _check_sample_args(steps, solver, video_shape, num_audio_latents, condition, fps, context)
+    _check_sample_args(steps, solver, video_shape, num_audio_latents, condition, fps, context, keyframes)
     check_guidance(video_cfg=video_cfg, audio_cfg=audio_cfg, sync_scale=sync_scale)
     device = next(model.parameters()).device
     x_v, x_a, cond = _initial_state(video_shape, num_audio_latents, seed, condition, device)
-    layout = AVLayout(None if x_v is None else tuple(x_v.shape), None if x_a is None else tuple(x_a.shape))
+    x_k, cond_k = _keyframe_state(keyframes, video_shape, seed, device)
+    layout = AVLayout(None if x_v is None else tuple(x_v.shape), None if x_a is None else tuple(x_a.shape),
+                      None if x_k is None else tuple(x_k.shape))
     if audio_refs is not None:
         audio_refs = model.normalize_audio(audio_refs.float().to(device))
     denoiser = AVDenoiser(
         model, layout, context, negative_context, AVGuidance(video_cfg, audio_cfg, sync_scale), fps=float(fps),
         condition=cond, video_refs=None if video_refs is None else video_refs.float().to(device), audio_refs=audio_refs,
+        keyframe_condition=cond_k, keyframe_index=() if x_k is None else tuple(keyframes.indices),
     )
     schedule = FlowSchedule.for_steps(steps, shift)
-    x = sample(denoiser, layout.pack(x_v, x_a), schedule, solver, _preview(denoiser, callback))
+    x = sample(denoiser, layout.pack(x_v, x_a, x_k), schedule, solver, preview_callback(denoiser, callback))
     x_v, x_a = layout.unpack(x)
     if x_v is not None:
         x_v = denoiser.keep(x_v).cpu()
     if x_a is not None:
         x_a = model.denormalize_audio(x_a).cpu()
-    return x_v, x_a
+    if keyframes is None:
+        return x_v, x_a
+    if x_k is None:  # K = 0: exactly the run without keyframes
+        return x_v, x_a, torch.zeros(keyframes.shape(video_shape.batch, video_shape.channels))
+    return x_v, x_a, denoiser.keep_keyframes(layout.unpack_keyframes(x)).cpu()
+
+
+def _keyframe_state(keyframes: Keyframes | None, video_shape, seed: int, device):
+    """Noise [B, 16, K, H, W] for the keyframes and their (condition latent, keep mask) pair; (None, None) for none
+    (also K = 0)."""
+    if keyframes is None or not keyframes.indices:
+        return None, None
+    shape = keyframes.shape(video_shape.batch, video_shape.channels)
+    noise = seeded_noise(shape, keyframe_seed(seed)).to(device)
+    if keyframes.condition is None:
+        zeros = torch.zeros(shape, device=device)
+        return noise, (zeros, zeros[:, :1])
+    return noise, (keyframes.condition.latent.float().to(device), keyframes.condition.mask.float().to(device))

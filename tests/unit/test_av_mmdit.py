@@ -432,3 +432,99 @@ def test_tiny_checkpoint_registry_entry(tmp_path, model, inputs):
     video, audio, context = inputs
     for a, b in zip(run(loaded, video, audio, context), run(model, video, audio, context), strict=True):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+# hi-res keyframes (base model of the two-stage path)
+
+HK, WK = 2 * H, 2 * W  # keyframe latent size: token grid 4 x 6 against the low-res 2 x 3
+
+
+def keyframe_input(count=2, seed=7, batch=B):
+    return torch.randn(batch, 33, count, HK, WK, generator=torch.Generator().manual_seed(seed))
+
+
+def test_keyframes_output_shapes_and_rope_positions(model, inputs):
+    video, audio, context = inputs
+    calls, cross = [], []
+    handles = [capture(model.video.blocks[0], calls), capture(model.av_cross[0].a2v, cross)]
+    try:
+        out_v, out_a, out_k = run(model, VideoStream(video, keyframes=keyframe_input(), keyframe_index=(0, 2)),
+                                  audio, context)
+    finally:
+        for h in handles:
+            h.remove()
+    assert out_v.shape == (B, 16, F, H, W) and out_a.shape == (B, 40, T_A) and out_k.shape == (B, 16, 2, HK, WK)
+    assert out_k.dtype == torch.float32 and torch.isfinite(out_k).all()
+    low_tokens = F * (H // 2) * (W // 2)
+    assert calls[0][0].shape[1] == low_tokens + 2 * (HK // 2) * (WK // 2)
+    # independent positions: keyframe k at time index k, token (r, c) at (r, c) * (low grid / keyframe grid) = 0.5
+    expected = torch.tensor([[t, r * 0.5, c * 0.5] for t in (0, 2) for r in range(HK // 2) for c in range(WK // 2)],
+                            dtype=torch.float64)
+    angles = calls[0][2].angles
+    torch.testing.assert_close(angles[low_tokens:], rope_angles(expected, TINY.head_dim), atol=0, rtol=0)
+    torch.testing.assert_close(angles[:low_tokens], rope_angles(
+        torch.stack(torch.meshgrid(*(torch.arange(n, dtype=torch.float64) for n in (F, H // 2, W // 2)),
+                                   indexing="ij"), -1).reshape(-1, 3), TINY.head_dim))
+    # the audio<->video exchange sees the keyframe tokens at their time (time-only angles)
+    video_angles = cross[0][2]
+    assert video_angles.shape[0] == low_tokens + 48
+    torch.testing.assert_close(video_angles[low_tokens:, 0], expected[:, 0].float())
+
+
+def test_no_or_zero_keyframes_is_the_model_without_them(model, inputs):
+    video, audio, context = inputs
+    plain_v, plain_a = run(model, video, audio, context)
+    empty_v, empty_a, empty_k = run(model, VideoStream(video, keyframes=keyframe_input(count=0)), audio, context)
+    assert torch.equal(empty_v, plain_v) and torch.equal(empty_a, plain_a) and empty_k.shape == (B, 16, 0, HK, WK)
+
+
+def test_keyframes_and_low_res_tokens_read_each_other(model, inputs):
+    video, audio, context = inputs
+    kf = keyframe_input()
+
+    def go(v, k):
+        return run(model, VideoStream(v, keyframes=k, keyframe_index=(0, 2)), audio, context, cross_modal=False)
+
+    base_v, _, base_k = go(video, kf)
+    other_v, _, _ = go(video, kf + 1.0)
+    assert (other_v - base_v).abs().max() > 1e-3  # the low-res video reads the keyframes
+    _, _, other_k = go(video + 1.0, kf)
+    assert (other_k - base_k).abs().max() > 1e-3  # and the keyframes read the low-res video
+    plain_v, _ = run(model, video, audio, context, cross_modal=False)
+    assert (plain_v - base_v).abs().max() > 1e-3
+
+
+def test_keyframes_with_references_are_modulated_at_the_sample_timestep(model, inputs):
+    video, audio, context = inputs
+    calls: list = []
+    handle = capture(model.video.blocks[0], calls)
+    try:
+        out = run(model, VideoStream(video, torch.randn(B, 16, 2, H, W), keyframe_input(1), (1,)), audio, context)
+    finally:
+        handle.remove()
+    assert out[2].shape == (B, 16, 1, HK, WK)
+    # modulation groups of gcd(6, 24) = 6 tokens: 2 reference groups, then (18 + 24) / 6 = 7 at the sample's time
+    _, e0_clean = model.embed_time(torch.zeros(B, 1))
+    _, e0_noisy = model.embed_time(torch.tensor([[400.0], [800.0]]))
+    e0 = calls[0][2].e0
+    assert e0.shape == (B, 6, 2 + 7, TINY.dim)
+    torch.testing.assert_close(e0[:, :, :2], e0_clean.expand(-1, -1, 2, -1))
+    torch.testing.assert_close(e0[:, :, 2:], e0_noisy.expand(-1, -1, 7, -1))
+
+
+@pytest.mark.parametrize(
+    "stream, message",
+    [
+        (dict(keyframes=torch.zeros(B, 33, 2, HK, WK), keyframe_index=(0,)), "keyframe_index"),
+        (dict(keyframes=torch.zeros(B, 33, 1, HK, WK), keyframe_index=(F,)), "keyframe_index"),
+        (dict(keyframes=torch.zeros(B, 33, 1, HK, WK), keyframe_index=(True,)), "keyframe_index"),
+        (dict(keyframes=torch.zeros(B, 16, 1, HK, WK), keyframe_index=(0,)), "keyframes must be"),
+        (dict(keyframes=torch.zeros(1, 33, 1, HK, WK), keyframe_index=(0,)), "keyframes must be"),
+        (dict(keyframes=torch.zeros(B, 33, 1, HK + 1, WK), keyframe_index=(0,)), "keyframes must be"),
+        (dict(keyframe_index=(0,)), "without video.keyframes"),
+    ],
+)
+def test_keyframe_input_validation(model, inputs, stream, message):
+    video, audio, context = inputs
+    with pytest.raises(SkyReelsInputError, match=message):
+        run(model, VideoStream(video, **stream), audio, context)

@@ -11,12 +11,14 @@ from safetensors.torch import save_file
 from scripts.tiny_builders import tiny_audio_vae_state_dict as tiny_vae_state_dict
 from scripts.tiny_builders import tiny_av_dit_state_dict as tiny_state_dict
 from scripts.tiny_builders import tiny_vocoder_state_dict
+from skyreels_core.conditioning.refine import Keyframes, keyframe_condition, plan_keyframes
 from skyreels_core.conditioning.v4 import VideoCondition, build_condition, encode_audio, encode_references
 from skyreels_core.errors import SkyReelsInputError
 from skyreels_core.models.audio_codec import load_audio_codec, num_samples_for
 from skyreels_core.models.av_mmdit import AudioStream, AVDiTConfig, AVMMDiT, ModelType, VideoStream
 from skyreels_core.models.video_vae import VAE3DConfig, WanVAE
-from skyreels_core.pipelines.t2av import audio_seed, av_latent_shape, sample_av
+from skyreels_core.pipelines.denoisers import AVLayout
+from skyreels_core.pipelines.t2av import audio_seed, av_latent_shape, keyframe_seed, sample_av
 from skyreels_core.sampling.guidance import AVGuidance
 from skyreels_core.sampling.noise import seeded_noise
 from skyreels_core.sampling.schedules import flow_sigmas
@@ -312,3 +314,83 @@ def test_generate_av_returns_video_and_exactly_trimmed_audio(model, codec, frame
     )
     assert video.shape == (1, 3, frames, 32, 32) and video.abs().max() <= 1.0
     assert wave.shape == (1, 1, round(frames / fps * 44100)) and torch.isfinite(wave).all()
+
+
+# hi-res keyframes (base model of the two-stage path)
+
+KEYFRAMES = Keyframes(plan_keyframes(SHAPE.frames, 2), 8, 8)  # latent frames (0, 2) at twice the 4x4 size
+
+
+def test_layout_packs_keyframes_after_video_and_audio():
+    layout = AVLayout((2, 16, 3, 4, 4), (2, 40, 5), (2, 16, 2, 8, 8))
+    video, audio, keyframes = torch.randn(2, 16, 3, 4, 4), torch.randn(2, 40, 5), torch.randn(2, 16, 2, 8, 8)
+    packed = layout.pack(video, audio, keyframes)
+    assert packed.shape == (2, 768 + 200 + 2048)
+    assert torch.equal(packed[:, :968], AVLayout((2, 16, 3, 4, 4), (2, 40, 5)).pack(video, audio))
+    out_v, out_a = layout.unpack(packed)
+    assert torch.equal(out_v, video) and torch.equal(out_a, audio) and torch.equal(layout.unpack_keyframes(packed),
+                                                                                   keyframes)
+    assert AVLayout((2, 16, 3, 4, 4), None).unpack_keyframes(video.flatten(1)) is None
+
+
+def test_zero_keyframes_is_exactly_the_run_without_them(model):
+    plain = _run(model, solver="unipc")
+    video, audio, keyframes = _run(model, solver="unipc", keyframes=Keyframes((), 8, 8))
+    assert torch.equal(video, plain[0]) and torch.equal(audio, plain[1]) and keyframes.shape == (1, 16, 0, 8, 8)
+
+
+def _manual_euler_keyframes(model, steps, shift, vcfg, acfg, keyframes, seed=5):
+    """Independent reference: flow-Euler over video, audio and keyframes with per-modality CFG (keyframes: video's)."""
+    sigmas, _ = flow_sigmas(steps, shift)
+    xv = seeded_noise(SHAPE.as_tuple(), seed)
+    xa = seeded_noise((1, 40, NUM_AUDIO), audio_seed(seed))
+    xk = seeded_noise(keyframes.shape(1), keyframe_seed(seed))
+    zeros_v, zeros_k = torch.zeros(1, 17, *SHAPE.as_tuple()[2:]), torch.zeros(1, 17, *xk.shape[2:])
+    for i in range(steps):
+        t = torch.tensor([float(sigmas[i]) * 1000.0])
+
+        def f(ctx, xv=xv, xa=xa, xk=xk, t=t):
+            stream = VideoStream(torch.cat([xv, zeros_v], 1), keyframes=torch.cat([xk, zeros_k], 1),
+                                 keyframe_index=keyframes.indices)
+            return model(stream, AudioStream(xa), t, ctx, fps=16.0)
+
+        (vc, ac, kc), (vu, au, ku) = f(BASE["context"]), f(BASE["negative_context"])
+        dt = float(sigmas[i + 1] - sigmas[i])
+        xv = xv + dt * (vu + vcfg * (vc - vu))
+        xa = xa + dt * (au + acfg * (ac - au))
+        xk = xk + dt * (ku + vcfg * (kc - ku))
+    return xv, model.denormalize_audio(xa), xk
+
+
+def test_keyframes_sample_matches_an_independent_euler_loop(model):
+    video, audio, keyframes = _run(model, solver="euler", keyframes=KEYFRAMES)
+    ref_v, ref_a, ref_k = _manual_euler_keyframes(model, 2, 3.0, 4.0, 2.0, KEYFRAMES)
+    assert keyframes.shape == (1, 16, 2, 8, 8)
+    torch.testing.assert_close(video, ref_v, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(audio, ref_a, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(keyframes, ref_k, rtol=1e-5, atol=1e-5)
+    plain_v, _ = _run(model, solver="euler")
+    assert not torch.allclose(video, plain_v)  # the video saw the keyframes
+
+
+def test_keyframe_condition_comes_back_unchanged(model):
+    hi = torch.randn(1, 16, SHAPE.frames, 8, 8, generator=torch.Generator().manual_seed(8))
+    mask = torch.zeros(1, 1, SHAPE.frames, 8, 8)
+    mask[:, :, 0] = 1.0  # e.g. the I2V start image at hi-res
+    condition = keyframe_condition(VideoCondition(hi * mask, mask), KEYFRAMES.indices)
+    _, _, keyframes = _run(model, keyframes=Keyframes(KEYFRAMES.indices, 8, 8, condition))
+    assert torch.equal(keyframes[:, :, 0], hi[:, :, 0]) and not torch.allclose(keyframes[:, :, 1], hi[:, :, 2])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"keyframes": Keyframes((0, 3), 8, 8)},  # index past the 3 latent frames
+        {"keyframes": Keyframes((0,), 2, 8)},  # smaller than the low-res latent
+        {"keyframes": Keyframes((0,), 8, 7)},  # not a multiple of the patch
+        {"keyframes": KEYFRAMES, "video_shape": None},
+    ],
+)
+def test_bad_keyframes_raise_before_any_model_call(bad):
+    with pytest.raises(SkyReelsInputError):
+        _run(_NeverCalled(), **bad)
