@@ -43,6 +43,9 @@ ATTENTION_BACKENDS = ("auto", "sdpa", "flash_attn")
 
 # Bytes of fp32 attention scores allowed per call on CPU before we chunk the queries.
 CPU_SCORE_BUDGET_BYTES = 512 * 1024 * 1024
+# Windowed query tokens per `attention` call: bounds the gathered q/k/v copies (64k tokens of a 5120-wide bf16
+# model: about 2 GB with the text keys) while keeping calls large enough for the GPU.
+WINDOW_CHUNK_TOKENS = 1 << 16
 
 _flash_fn = None
 _flash_reason = None
@@ -252,8 +255,9 @@ def window_attention(
     """Softmax attention restricted by `plan`: a windowed query sees its window's keys and the global keys; a
     global query sees every key. q, k, v: [B, L, H, D] (L = plan.length). Returns [B, L, H, D] in q's dtype.
 
-    Each group of equal-shape windows is one `attention` call (same backends, same CPU chunking). With one window
-    covering the whole grid this is dense attention, up to the order of the softmax sums.
+    Each group of equal-shape windows is one `attention` call (same backends, same CPU chunking), split into calls
+    of at most WINDOW_CHUNK_TOKENS query tokens. With one window covering the whole grid this is dense attention, up
+    to the order of the softmax sums.
     """
     if not q.shape[1] == k.shape[1] == v.shape[1] == plan.length:
         raise ValueError(f"The window plan covers {plan.length} tokens but q/k/v have {q.shape[1]}/{k.shape[1]}/"
@@ -261,7 +265,8 @@ def window_attention(
     batch, _, heads, _ = q.shape
     out = torch.empty(q.shape[:-1] + (v.shape[-1],), dtype=q.dtype, device=q.device)
     k_global, v_global = k[:, plan.global_index], v[:, plan.global_index]
-    for index in plan.groups:
+    chunks = (rows for group in plan.groups for rows in group.split(max(1, WINDOW_CHUNK_TOKENS // group.shape[1])))
+    for index in chunks:
         windows, size = index.shape
         flat = index.reshape(-1)
         qw = q[:, flat].reshape(batch * windows, size, heads, -1)

@@ -22,6 +22,7 @@ from skyreels_core.conditioning.refine import (
 from skyreels_core.conditioning.v4 import VideoCondition
 from skyreels_core.errors import CheckpointError, SkyReelsInputError
 from skyreels_core.models.av_mmdit import CONFIG_METADATA_KEY, AVDiTConfig, AVMMDiT, ModelType, VideoStream, load_av_dit
+from skyreels_core.nn import attention as attention_module
 from skyreels_core.nn.attention import attention, window_attention, window_pairs, window_plan, window_segments
 from skyreels_core.pipelines.refine import refine_video
 from skyreels_core.shapes import AudioLatentShape, pixel_frames
@@ -117,8 +118,10 @@ def _masked_reference(q, k, v, grid, window, shifted, offset, num_global_after):
     return attention(q, k, v, mask=allowed[None, None])
 
 
+@pytest.mark.parametrize("chunk", [1 << 16, 5])  # 5 query tokens per call: every window its own call
 @pytest.mark.parametrize("shifted", [False, True])
-def test_window_attention_is_dense_attention_under_the_window_mask(shifted):
+def test_window_attention_is_dense_attention_under_the_window_mask(shifted, chunk, monkeypatch):
+    monkeypatch.setattr(attention_module, "WINDOW_CHUNK_TOKENS", chunk)
     grid, window, offset, text = (3, 4, 5), (2, 3, 2), 3, 5
     q, k, v = _qkv(offset + 60 + text)
     plan = window_plan(grid, window, shifted=shifted, offset=offset, length=offset + 60 + text)
