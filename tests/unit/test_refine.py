@@ -445,3 +445,25 @@ def test_keyframes_spec_checks():
     with pytest.raises(SkyReelsInputError, match="keyframe condition"):
         Keyframes((0,), 8, 8, VideoCondition(torch.zeros(1, 16, 2, 8, 8), torch.zeros(1, 1, 2, 8, 8))).check(3, 4, 4, 1)
     Keyframes((0, 2), 8, 8).check(3, 4, 4, 1)
+
+
+def test_two_stage_recipe_base_keyframes_refiner_decode(refiner):
+    """The README's recipe on tiny models: base (low-res + keyframes) -> refiner x2 -> VAE decode."""
+    from scripts.tiny_builders import tiny_av_dit_state_dict
+    from skyreels_core.models.video_vae import VAE3DConfig, WanVAE
+    from skyreels_core.pipelines.t2av import av_latent_shape, sample_av
+
+    base = AVMMDiT(AVDiTConfig.TINY).eval()
+    base.load_state_dict(tiny_av_dit_state_dict(0)[0])
+    shape, num_audio = av_latent_shape(9, 16.0, 32, 32)  # 3 latent frames of 4 x 4
+    kf = Keyframes(plan_keyframes(shape.frames, 2), height=8, width=8)
+    low, audio, keyframes = sample_av(base, video_shape=shape, num_audio_latents=num_audio, context=CONTEXT,
+                                      negative_context=NEGATIVE, fps=16.0, steps=1, keyframes=kf)
+    hi = refine_video(refiner, low_latent=low, context=CONTEXT, negative_context=NEGATIVE, height=8, width=8,
+                      temporal_factor=2, keyframes=keyframes, keyframe_indices=kf.indices, fps=16.0, steps=1)
+    timing = refine_timing(shape.frames, 16.0, 2)
+    torch.manual_seed(0)
+    frames = WanVAE(VAE3DConfig.TINY).eval().decode(hi)
+    assert frames.shape == (1, 3, timing.pixel_frames, 64, 64) and timing.pixel_frames == 17 and timing.fps == 32.0
+    assert torch.equal(hi[:, :, [0, 4]], keyframes)
+    assert AudioLatentShape.from_video(timing.pixel_frames, timing.fps).frames <= audio.shape[2]
