@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoints.detect import check_kind
+from ..checkpoints.detect import KIND_DESCRIPTIONS, detect_kind
 from ..checkpoints.io import describe_keys, load_strict, read_state_dict, strip_prefix
 from ..errors import CheckpointError, SkyReelsInputError
 
@@ -435,7 +435,12 @@ def load_rife(path: str | os.PathLike, dtype: torch.dtype = torch.float32, devic
     (only for a custom file trained with other scales). CheckpointError names the file and what it holds."""
     file = Path(path)
     state = _read(file)
-    check_kind(state.keys(), file, "rife")
+    found = detect_kind(state.keys())
+    if found != "unknown":  # another kind the pack knows: say which, and where it loads
+        about = KIND_DESCRIPTIONS[found]
+        article = "an" if about.name[0] in "aeiou" else "a"
+        raise CheckpointError(f"{file.name}: this file looks like {article} {about.name}, not a RIFE frame "
+                              f"interpolation model; load it with {about.loader}.")
     state = rife_state_dict(state)
     try:
         config = RIFEConfig.from_state_dict(state)

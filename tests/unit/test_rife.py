@@ -30,6 +30,16 @@ from skyreels_core.pipelines.interpolate import (
 VERSIONS = ("4.7", "4.17", "4.22", "4.26", "4.25_lite", "4.26_heavy")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The networks here are tiny: one thread is as fast, and immune to other jobs on a shared CPU (two threads
+    spinning against them made single tests 30x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _model(version: str = "4.26", seed: int = 0) -> IFNet:
     model = IFNet(tiny_rife_config(version))
     model.load_state_dict(tiny_rife_state_dict(version, seed=seed))
