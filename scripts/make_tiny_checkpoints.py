@@ -362,6 +362,11 @@ REAL_NAMED_FILES: tuple[TinyFile, ...] = (
     # the A2V adapter takes wav2vec2-base-sized features: a speech encoder of those sizes (tiny elsewhere)
     TinyFile("audio_encoders/chinese-wav2vec2-base", lambda: FolderFiles(tiny_builders.tiny_wav2vec2_files(
         seed=1, cfg=tiny_builders.speech_sized_wav2vec2_config()))),
+    # RIFE frame interpolation (ComfyUI-Frame-Interpolation names): rife47.pth as distributed (no prefix),
+    # rife426.pth with the `module.` prefix of Practical-RIFE's train_log/flownet.pkl (the loader strips it)
+    TinyFile("frame_interpolation/rife47.pth", functools.partial(tiny_builders.tiny_rife_state_dict, "4.7", seed=5)),
+    TinyFile("frame_interpolation/rife426.pth",
+             functools.partial(tiny_builders.tiny_rife_state_dict, "4.26", seed=6, prefix="module.")),
 )
 
 

@@ -322,3 +322,40 @@ def tiny_wav2vec2_files(seed: int = 0, cfg: Wav2Vec2Config | None = None) -> dic
 
     config = (json.dumps(tiny_wav2vec2_config_json(cfg), indent=2, sort_keys=True) + "\n").encode()
     return {"config.json": config, "model.safetensors": save(tiny_wav2vec2_state_dict(seed, cfg=cfg))}
+
+
+# ---------------------------------------------------------------- RIFE (frame interpolation)
+
+
+def tiny_rife_config(version: str = "4.26"):
+    """A released RIFE layout (skyreels_core.models.rife.RIFE_PRESETS) with tiny widths: same keys, other shapes."""
+    import dataclasses
+
+    from skyreels_core.models.rife import RIFE_PRESETS
+
+    preset = RIFE_PRESETS[version]
+    widths = (16, 12, 8, 8, 8)[: len(preset.widths)]
+    return dataclasses.replace(preset, encoder_width=8, widths=widths)
+
+
+def tiny_rife_state_dict(version: str = "4.26", seed: int = 0, prefix: str = "") -> StateDict:
+    """Random IFNet weights (bf16-representable float32) in the released key layout of `version` ("4.7", "4.17",
+    "4.26", ...). prefix "module." gives Practical-RIFE's train_log/flownet.pkl layout.
+
+    Scaled so the untrained net stays in a realistic range at 48x72 (flows of a few pixels, mask logits about
+    +-1): conv weights N(0, 1/fan_in), ResConv gains beta 0.3 (+-0.05), the last (flow) layer x2."""
+    from skyreels_core.models.rife import IFNet
+
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in _meta_shapes(IFNet, tiny_rife_config(version)).items():
+        if key.endswith("beta"):
+            state[key] = _bf16_randn(gen, shape, 0.05, 0.3)
+        elif key.endswith("bias"):
+            state[key] = _bf16_randn(gen, shape, 0.02)
+        else:
+            fan_in = shape[0] * shape[2] * shape[3] // 4 if "lastconv" in key or "cnn3" in key or key in (
+                "encode.1.weight",) else math.prod(shape[1:])  # convT: in x k x k / stride^2
+            std = fan_in ** -0.5 * (2.0 if "lastconv" in key else 1.0)
+            state[key] = _bf16_randn(gen, shape, std)
+    return {prefix + k: v for k, v in state.items()}
