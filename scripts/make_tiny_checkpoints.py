@@ -334,6 +334,9 @@ TINY_FILES: tuple[TinyFile, ...] = (
              functools.partial(tiny_builders.tiny_clip_vision_state_dict, layout="wan")),
     TinyFile("vae/mmaudio_vae_44k_tiny.safetensors", tiny_builders.tiny_audio_vae_state_dict),
     TinyFile("vae/bigvgan_v2_44k_tiny.safetensors", tiny_builders.tiny_vocoder_state_dict),
+    # Real-ESRGAN image SR (spandrel layouts), wrapped as released: x2plus in "params_ema", x4v3 in "params".
+    TinyFile("upscale_models/RealESRGAN_x2plus_tiny.pth", tiny_builders.tiny_rrdb_state_dict, wrap="params_ema"),
+    TinyFile("upscale_models/realesr-general-x4v3_tiny.pth", tiny_builders.tiny_srvgg_state_dict, wrap="params"),
     TinyFile(DM + "skyreels_v4_av_tiny.safetensors", tiny_builders.tiny_av_dit_state_dict),
     TinyFile(DM + "skyreels_v4_refiner_tiny.safetensors", tiny_builders.tiny_refiner_state_dict),
     TinyFile("text_encoders/qwen2.5_vl_tiny", tiny_qwen25_vl_files),  # a folder: the V4 MLLM text encoder
@@ -353,6 +356,8 @@ REAL_NAMED_FILES: tuple[TinyFile, ...] = (
              functools.partial(tiny_builders.tiny_clip_vision_state_dict, layout="comfy")),
     TinyFile("vae/v1-44.pth", tiny_builders.tiny_audio_vae_state_dict),
     TinyFile("vae/bigvgan_generator.pt", tiny_builders.tiny_vocoder_state_dict, wrap="generator"),
+    TinyFile("upscale_models/RealESRGAN_x2plus.pth", tiny_builders.tiny_rrdb_state_dict, wrap="params_ema"),
+    TinyFile("upscale_models/realesr-general-x4v3.pth", tiny_builders.tiny_srvgg_state_dict, wrap="params"),
     TinyFile("text_encoders/Qwen2.5-VL-7B-Instruct", tiny_qwen25_vl_files),
     TinyFile(DM + "skyreels_v4_av.safetensors", tiny_builders.tiny_av_dit_state_dict),
     TinyFile(DM + "SkyReels-V3-R2V-14B/transformer", tiny_r2v_transformer_files),

@@ -28,6 +28,8 @@ __all__ = [
     "tiny_av_dit_state_dict",
     "tiny_clip_vision_state_dict",
     "tiny_refiner_state_dict",
+    "tiny_rrdb_state_dict",
+    "tiny_srvgg_state_dict",
     "tiny_umt5_state_dict",
     "tiny_video_vae_state_dict",
     "tiny_vocoder_state_dict",
@@ -130,6 +132,69 @@ def tiny_vocoder_state_dict(config: BigVGANConfig | None = None, seed: int = 0) 
         else:
             sd[key] = 0.05 * torch.randn(shape, generator=gen)
     return sd
+
+
+# ---------------------------------------------------------------- image SR (spandrel layouts)
+
+# Real-ESRGAN's RRDBNet (BasicSR key names): the input is pixel-unshuffled by 4 / scale for scale 1 / 2, so
+# conv_first takes 3 * (4 / scale)^2 channels; then always two nearest-x2 + conv stages (conv_up1, conv_up2).
+_RRDB_UNSHUFFLE = {1: 4, 2: 2, 4: 1}
+_RRDB_GROW = 32  # num_grow_ch: 32 in every release, and spandrel builds RRDBs with gc=32 whatever the file says
+
+
+def _sr_conv(generator: torch.Generator, out_ch: int, in_ch: int, gain: float = 1.0) -> tuple[torch.Tensor, ...]:
+    """A 3x3 conv's (weight, bias): weight N(0, gain^2 / fan_in), bias 0.02 N; bf16-representable float32."""
+    weight = torch.randn(out_ch, in_ch, 3, 3, generator=generator) * gain / math.sqrt(in_ch * 9)
+    bias = 0.02 * torch.randn(out_ch, generator=generator)
+    return weight.to(torch.bfloat16).float(), bias.to(torch.bfloat16).float()
+
+
+def tiny_rrdb_state_dict(seed: int = 0, scale: int = 2, num_feat: int = 4, num_block: int = 1) -> StateDict:
+    """Real-ESRGAN RRDBNet weights in the released key layout (RealESRGAN_x2plus.pth for scale 2, without its
+    `params_ema` wrapper): conv_first, body.{i}.rdb{1..3}.conv{1..5}, conv_body, conv_up1/2, conv_hr, conv_last.
+
+    Released: num_feat 64, num_block 23 (6 for the anime model), num_grow_ch 32. Tiny: num_feat 4, 1 block
+    (~200 k parameters, nearly all in the 32-channel dense growth). conv_last's bias is 0.5, so random
+    weights give mid-grey output with texture instead of a clamped image.
+    """
+    if scale not in _RRDB_UNSHUFFLE:
+        raise ValueError(f"RRDBNet scale must be 1, 2 or 4, got {scale}.")
+    generator = torch.Generator().manual_seed(seed)
+    convs = [("conv_first", num_feat, 3 * _RRDB_UNSHUFFLE[scale] ** 2, 1.0)]
+    for i in range(num_block):
+        for rdb in (1, 2, 3):
+            for c in range(1, 6):
+                out_ch = num_feat if c == 5 else _RRDB_GROW
+                convs.append((f"body.{i}.rdb{rdb}.conv{c}", out_ch, num_feat + (c - 1) * _RRDB_GROW, 1.0))
+    convs += [(name, num_feat, num_feat, 1.0) for name in ("conv_body", "conv_up1", "conv_up2", "conv_hr")]
+    convs.append(("conv_last", 3, num_feat, 0.3))
+    state = {}
+    for name, out_ch, in_ch, gain in convs:  # module order, as the released files
+        state[f"{name}.weight"], state[f"{name}.bias"] = _sr_conv(generator, out_ch, in_ch, gain)
+    state["conv_last.bias"] += 0.5
+    return state
+
+
+def tiny_srvgg_state_dict(
+    seed: int = 0, scale: int = 4, num_feat: int = 8, num_conv: int = 4, in_ch: int = 3
+) -> StateDict:
+    """Real-ESRGAN SRVGGNetCompact weights in the released layout (realesr-general-x4v3.pth without its
+    `params` wrapper): body.0 conv, body.1 PReLU, num_conv x (conv, PReLU), then body.{2 num_conv + 2}, a conv
+    to in_ch * scale^2 channels before PixelShuffle(scale); the network adds the nearest-upsampled input.
+
+    Released: num_feat 64, num_conv 32 (realesr-animevideov3: 16). Tiny: num_feat 8, num_conv 4. The last conv
+    is scaled down (gain 0.3) so the output stays near the upsampled input. in_ch 1 makes a grayscale model.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    widths = [(num_feat, in_ch)] + [(num_feat, num_feat)] * num_conv
+    for i, (out_ch, inp) in enumerate(widths):
+        state[f"body.{2 * i}.weight"], state[f"body.{2 * i}.bias"] = _sr_conv(generator, out_ch, inp)
+        prelu = 0.25 + 0.05 * torch.randn(num_feat, generator=generator)  # nn.PReLU's init is 0.25
+        state[f"body.{2 * i + 1}.weight"] = prelu.to(torch.bfloat16).float()
+    last = 2 * len(widths)
+    state[f"body.{last}.weight"], state[f"body.{last}.bias"] = _sr_conv(generator, in_ch * scale**2, num_feat, gain=0.3)
+    return state
 
 
 # ---------------------------------------------------------------- SkyReels-V4 AV DiT

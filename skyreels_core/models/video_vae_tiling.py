@@ -35,10 +35,12 @@ def normalize_tile(tile, overlap) -> tuple[tuple[int, int], tuple[int, int]]:
     return tile_hw, overlap_hw
 
 
-def tile_spans(length: int, tile: int, overlap: int) -> list[Span]:
+def tile_spans(length: int, tile: int, overlap: int, fit: bool = False) -> list[Span]:
     """Evenly spread [start, stop) spans of size `tile` covering 0..length, neighbours overlapping >= ~overlap.
 
-    One span (0, length) when the tile covers the whole axis (the overlap is then irrelevant).
+    One span (0, length) when the tile covers the whole axis (the overlap is then irrelevant). fit: shrink the
+    tile to the smallest that covers the axis with as many spans (a 540 px axis in 512 px tiles: two of 286
+    instead of two of 512 overlapping by 484), so the tiles overlap by about `overlap` and no work is repeated.
     """
     if tile >= length:
         return [(0, length)]
@@ -48,26 +50,43 @@ def tile_spans(length: int, tile: int, overlap: int) -> list[Span]:
             f"try overlap {max(0, tile // 4)}."
         )
     count = math.ceil((length - overlap) / (tile - overlap))
+    if fit:
+        tile = math.ceil((length + (count - 1) * overlap) / count)
     starts = [round(i * (length - tile) / (count - 1)) for i in range(count)]
     return [(s, s + tile) for s in starts]
 
 
-def ramp_weights(spans: list[Span], index: int, scale: int) -> torch.Tensor:
+def _rising(n: int, margin: int) -> torch.Tensor:
+    """n weights from 0 to 1: `margin` zeros, a linear ramp (i + 1) / (k + 1) over the k = n - 2 * margin middle
+    samples, `margin` ones. rising + rising.flip(0) == 1 exactly, so two neighbours' ramps sum to 1."""
+    margin = min(margin, n // 2)
+    k = n - 2 * margin
+    weights = torch.ones(n, dtype=torch.float32)
+    weights[:margin] = 0.0
+    weights[margin : margin + k] = torch.arange(1, k + 1, dtype=torch.float32) / (k + 1)
+    return weights
+
+
+def ramp_weights(spans: list[Span], index: int, scale: int, margin: int = 0) -> torch.Tensor:
     """1D float32 weights for span `index` in output units (span * scale).
 
-    Ramps up over the overlap with the previous span and down over the overlap with the next one:
-    w = (i + 1) / (n + 1), so two ramps over the same n samples sum to exactly 1.
+    Ramps up over the overlap with the previous span and down over the overlap with the next one (multiplied
+    where the two ramps meet, when spans overlap by more than half a tile), so the weights of all spans sum to
+    1 wherever at most two spans overlap; divide by the sum where three do. margin (span units) drops that many
+    samples at each inner edge of a tile (weight 0; the neighbour's weight is 1 there) and ramps over the rest
+    of the overlap: a tile's edge pixels, which saw its zero padding instead of their neighbours, count for
+    nothing.
     """
     start, stop = spans[index]
     weights = torch.ones((stop - start) * scale, dtype=torch.float32)
     if index > 0:
         n = (spans[index - 1][1] - start) * scale
         if n > 0:
-            weights[:n] = torch.arange(1, n + 1, dtype=torch.float32) / (n + 1)
+            weights[:n] = _rising(n, margin * scale)
     if index + 1 < len(spans):
         n = (stop - spans[index + 1][0]) * scale
         if n > 0:
-            weights[-n:] = torch.arange(n, 0, -1, dtype=torch.float32) / (n + 1)
+            weights[-n:] *= _rising(n, margin * scale).flip(0)
     return weights
 
 
