@@ -32,6 +32,7 @@ else:
         SkyReelsTextEncoderLoader,
         SkyReelsVAELoader,
     )
+    from .nodes.post import SkyReelsInterpolateFrames, SkyReelsRIFELoader, SkyReelsUpscaleVideo
     from .nodes.sampler import SkyReelsSampler
     from .nodes.v3 import (
         SkyReelsV3ExtendVideo,
@@ -51,6 +52,7 @@ else:
         SkyReelsV4TextEncoderLoader,
     )
     from .nodes.v4_audio import SkyReelsV4AudioCodecLoader, SkyReelsV4AudioDecode, SkyReelsV4AudioEncode
+    from .nodes.v4_refine import SkyReelsV4Keyframes, SkyReelsV4Refine, SkyReelsV4RefinerLoader
 
     NODE_CLASS_MAPPINGS = {
         "SkyReelsModelLoader": SkyReelsModelLoader,
@@ -81,6 +83,12 @@ else:
         "SkyReelsV4Decode": SkyReelsV4Decode,
         "SkyReelsV4AudioEncode": SkyReelsV4AudioEncode,
         "SkyReelsV4AudioDecode": SkyReelsV4AudioDecode,
+        "SkyReelsV4Keyframes": SkyReelsV4Keyframes,
+        "SkyReelsV4RefinerLoader": SkyReelsV4RefinerLoader,
+        "SkyReelsV4Refine": SkyReelsV4Refine,
+        "SkyReelsRIFELoader": SkyReelsRIFELoader,
+        "SkyReelsInterpolateFrames": SkyReelsInterpolateFrames,
+        "SkyReelsUpscaleVideo": SkyReelsUpscaleVideo,
     }
 
     class SkyReelsExtension(ComfyExtension):

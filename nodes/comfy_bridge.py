@@ -59,6 +59,17 @@ def list_models(folder: str) -> list[str]:
     return [*files, *sharded_folders(files)]
 
 
+def ensure_model_folder(folder: str) -> None:
+    """Register models/<folder> with ComfyUI when this version does not know it yet (e.g. "frame_interpolation",
+    which ComfyUI registers itself from 0.30 on), with ComfyUI's model-file extensions; idempotent."""
+    import folder_paths
+
+    known = getattr(folder_paths, "folder_names_and_paths", None)
+    if known is None or folder in known:
+        return
+    known[folder] = ([os.path.join(folder_paths.models_dir, folder)], set(folder_paths.supported_pt_extensions))
+
+
 def shown(value: object, limit: int = 80) -> str:
     """repr of a user value, cut to `limit` characters (an API prompt can send megabytes)."""
     text = repr(value)
@@ -187,6 +198,15 @@ def compute_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def half_dtype(device: torch.device) -> torch.dtype:
+    """float16 where ComfyUI says the device runs it well (small convolutional nets: RIFE), else float32."""
+    import comfy.model_management as mm
+
+    if torch.device(device).type == "cpu":
+        return torch.float32
+    return torch.float16 if mm.should_use_fp16(device) else torch.float32
+
+
 def vae_dtype(device: torch.device) -> torch.dtype:
     """The VAE's dtype on `device`: ComfyUI's choice among bf16 and float32 (float32 on CPU)."""
     import comfy.model_management as mm
@@ -214,6 +234,15 @@ def manage(module: torch.nn.Module, role: str, file: str, runner=None) -> Manage
     load_device, offload_device = devices(role)
     patcher = comfy.model_patcher.ModelPatcher(module, load_device=load_device, offload_device=offload_device)
     return ManagedModel(patcher=patcher, runner=module if runner is None else runner, file=file)
+
+
+def free_memory_for(module: torch.nn.Module, device: torch.device, working_bytes: int = 0) -> None:
+    """Make room on `device` for a network ComfyUI does not manage (a spandrel upscaler: ComfyUI's own upscale node
+    moves it by hand too) plus `working_bytes` of activations, evicting managed models if needed."""
+    import comfy.model_management as mm
+
+    size = sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+    mm.free_memory(size + working_bytes, torch.device(device))
 
 
 def load_for_use(managed: ManagedModel, *more: ManagedModel) -> torch.device:

@@ -106,3 +106,21 @@ class V4References:
 
     video: torch.Tensor | None
     audio: torch.Tensor | None
+
+
+# --------------------------------------------------------------------------------------------------------- post
+# Refiner, frame interpolation and upscaling (nodes/post.py, nodes/v4_refine.py).
+
+SkyReelsFrameInterpolation = io.Custom("SKYREELS_FRAME_INTERPOLATION")  # a ManagedModel over a RIFE IFNet
+SkyReelsV4Refiner = io.Custom("SKYREELS_V4_REFINER")  # a ManagedModel over a video-only AV MMDiT (the refiner)
+SkyReelsV4KeyframeRequest = io.Custom("SKYREELS_V4_KEYFRAMES")
+
+
+@dataclass(frozen=True)
+class V4Keyframes:
+    """The base sampler's high-resolution keyframe request: `count` keyframes (evenly spaced latent frames, the
+    first and last included) generated at width x height pixels together with the low-resolution video."""
+
+    count: int
+    width: int
+    height: int

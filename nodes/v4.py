@@ -31,9 +31,11 @@ from .types import (
     SkyReelsAVTextEmbeds,
     SkyReelsMLLM,
     SkyReelsV4Cond,
+    SkyReelsV4KeyframeRequest,
     SkyReelsV4Refs,
     SkyReelsVAE,
     V4Condition,
+    V4Keyframes,
     V4References,
 )
 from .v4_audio import AUDIO_KEY, LENGTH_KEY, audio_latent_of, audio_value, decode_audio
@@ -389,6 +391,10 @@ class SkyReelsV4Sampler(io.ComfyNode):
                                           "inpaint_edit); none = text-to-video+audio."),
                 SkyReelsV4Refs.Input("references", optional=True,
                                            tooltip="From SkyReels V4 References (images, clip, audio)."),
+                SkyReelsV4KeyframeRequest.Input("keyframes", optional=True,
+                                          tooltip="From SkyReels V4 Keyframes: also generate a few high-resolution "
+                                          "keyframes with the video, for SkyReels V4 Refine (the two-stage 1080p / "
+                                          "32 fps path)."),
             ],
             outputs=[io.Latent.Output(display_name="latent")],
             hidden=[io.Hidden.unique_id],
@@ -397,8 +403,10 @@ class SkyReelsV4Sampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, text_embeds: AVTextEmbeds, latent: dict, seed: int, steps: int, video_cfg: float,
                 audio_cfg: float, sync_scale: float, shift: float, scheduler: str,
-                condition: V4Condition | None = None, references: V4References | None = None) -> io.NodeOutput:
+                condition: V4Condition | None = None, references: V4References | None = None,
+                keyframes: V4Keyframes | None = None) -> io.NodeOutput:
         from ..skyreels_core.pipelines.t2av import sample_av
+        from .v4_refine import KEYFRAME_INDICES, KEYFRAME_SAMPLES, sampler_keyframes
 
         shape, fps, num_audio = av_geometry(latent)
         check_sampler_values(steps, shift, scheduler, video_cfg=video_cfg, audio_cfg=audio_cfg, sync_scale=sync_scale)
@@ -406,18 +414,24 @@ class SkyReelsV4Sampler(io.ComfyNode):
         model_type = module.config.model_type
         check_text_width(text_embeds, module.config.text_dim)
         check_references(references, shape)
+        request = sampler_keyframes(keyframes, shape) if model_type.has_video else None
         device = bridge.load_for_use(model)
         audio_refs = None if references is None or not model_type.has_audio else references.audio
         with bridge.StepProgress(steps, cls.hidden.unique_id, device, preview=model_type.has_video) as progress:
-            video, audio = sample_av(
+            video, audio, *hires = sample_av(
                 module, video_shape=shape if model_type.has_video else None,
                 num_audio_latents=num_audio if model_type.has_audio else 0,
                 context=text_embeds.positive, negative_context=text_embeds.negative, steps=steps, shift=shift,
                 video_cfg=video_cfg, audio_cfg=audio_cfg, sync_scale=sync_scale, solver=scheduler, seed=seed, fps=fps,
                 condition=None if condition is None or not model_type.has_video else condition.condition,
                 video_refs=None if references is None else references.video, audio_refs=audio_refs, callback=progress,
+                keyframes=request,
             )
-        result = {k: v for k, v in latent.items() if k not in ("samples", AUDIO_KEY, "noise_mask")}
+        result = {k: v for k, v in latent.items()
+                  if k not in ("samples", AUDIO_KEY, "noise_mask", KEYFRAME_SAMPLES, KEYFRAME_INDICES)}
+        if hires:
+            result[KEYFRAME_SAMPLES] = bridge.latent_from_model(hires[0])
+            result[KEYFRAME_INDICES] = list(request.indices)
         result["samples"] = latent["samples"] if video is None else bridge.latent_from_model(video)
         result[AUDIO_KEY] = latent[AUDIO_KEY] if audio is None else audio
         return io.NodeOutput(result)

@@ -360,6 +360,7 @@ REAL_NAMED_FILES: tuple[TinyFile, ...] = (
     TinyFile("upscale_models/realesr-general-x4v3.pth", tiny_builders.tiny_srvgg_state_dict, wrap="params"),
     TinyFile("text_encoders/Qwen2.5-VL-7B-Instruct", tiny_qwen25_vl_files),
     TinyFile(DM + "skyreels_v4_av.safetensors", tiny_builders.tiny_av_dit_state_dict),
+    TinyFile(DM + "skyreels_v4_refiner.safetensors", tiny_builders.tiny_refiner_state_dict),
     TinyFile(DM + "SkyReels-V3-R2V-14B/transformer", tiny_r2v_transformer_files),
     TinyFile(DM + "SkyReels-V3-V2V-14B/transformer", tiny_v2v_files(1)),
     TinyFile(DM + "SkyReels-V3-V2V-14B/shot_transformer", tiny_v2v_files(2)),

@@ -70,6 +70,13 @@ MODEL_FILES: dict[str, ModelFile] = {m.name: m for m in (
               "Skywork/SkyReels-V3-A2V-19B, the root config.json + *.safetensors shards"),
     ModelFile("chinese-wav2vec2-base", "audio_encoders", None,
               "the chinese-wav2vec2-base/ folder of Skywork/SkyReels-V3-A2V-19B"),
+    ModelFile("skyreels_v4_refiner.safetensors", "diffusion_models", None, "not released"),
+    ModelFile("rife426.pth", "frame_interpolation",
+              "https://github.com/styler00dollar/VSGAN-tensorrt-docker/releases/download/models/rife426.pth",
+              "RIFE 4.26 (hzwer/Practical-RIFE), the file ComfyUI-Frame-Interpolation uses"),
+    ModelFile("RealESRGAN_x2plus.pth", "upscale_models",
+              "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth",
+              "xinntao/Real-ESRGAN release v0.2.1"),
 )}
 
 # tiny test file -> the real file a template names instead
@@ -84,6 +91,7 @@ TINY_TO_REAL = {
     "bigvgan_v2_44k_tiny.safetensors": "bigvgan_generator.pt",
     "qwen2.5_vl_tiny": "Qwen2.5-VL-7B-Instruct",
     "skyreels_v4_av_tiny.safetensors": "skyreels_v4_av.safetensors",
+    "skyreels_v4_refiner_tiny.safetensors": "skyreels_v4_refiner.safetensors",
 }
 
 # node type -> the widgets that name a model file
@@ -93,6 +101,8 @@ LOADER_WIDGETS = {
     "SkyReelsV4ModelLoader": ["model_name"], "SkyReelsV4TextEncoderLoader": ["mllm_name"],
     "SkyReelsV4AudioCodecLoader": ["vae_name", "vocoder_name"],
     "SkyReelsV3AudioEncoderLoader": ["audio_encoder_name"],
+    "SkyReelsV4RefinerLoader": ["model_name"], "SkyReelsRIFELoader": ["model_name"],
+    "UpscaleModelLoader": ["model_name"],
 }
 # node type -> widget index of the input file it loads (ComfyUI core loaders)
 INPUT_WIDGETS = {"LoadImage": 0, "LoadImageMask": 0, "LoadVideo": 0, "LoadAudio": 0}
@@ -133,6 +143,8 @@ TEMPLATES = (
              "A cut to the next shot (cut-in, cut-out, reverse shot...) after a clip, joined into one mp4."),
     Template("skyreels_v3_talking_avatar", "SkyReels-V3 Talking Avatar",
              "A portrait + a voice track -> a lip-synced video as long as the voice (up to 200 s) at 25 fps."),
+    Template("skyreels_v2_df_upscale", "SkyReels-V2 Long Video to 1080p 48 fps",
+             "Diffusion forcing 960x544 at 24 fps -> RIFE x2 (48 fps) -> Real-ESRGAN x2 (1920x1088) -> mp4."),
     Template("skyreels_v4_t2av", "SkyReels-V4 Text to Video and Audio",
              "One prompt with <dialogue>/<sfx>/<bgm> tags -> video with a 44.1 kHz soundtrack."),
     Template("skyreels_v4_i2av", "SkyReels-V4 Image to Video and Audio", "A first frame -> video + audio."),
@@ -142,6 +154,8 @@ TEMPLATES = (
              "Continue a clip with sound; size and fps follow the clip."),
     Template("skyreels_v4_inpaint_edit", "SkyReels-V4 Inpaint and Edit",
              "Regenerate the white region of a mask in a clip; fresh audio."),
+    Template("skyreels_v4_cinematic", "SkyReels-V4 Cinematic 1080p 32 fps",
+             "Base 832x480 at 16 fps + 1920x1088 keyframes -> refiner -> 1920x1088 at 32 fps, tiled decode, with audio."),
 )
 BY_NAME = {t.name: t for t in TEMPLATES}
 

@@ -66,9 +66,16 @@ WIDGETS = {
     "SkyReelsV4Decode": ["tile_size", "tile_overlap"],
     "SkyReelsV4AudioEncode": [],
     "SkyReelsV4AudioDecode": [],
+    "SkyReelsV4Keyframes": ["width", "height", "count"],
+    "SkyReelsV4RefinerLoader": ["model_name", "weight_dtype", "attention", "sparse_attention"],
+    "SkyReelsV4Refine": ["width", "height", "double_fps", "seed", "steps", "cfg", "shift", "scheduler", "denoise"],
+    "SkyReelsRIFELoader": ["model_name", "precision"],
+    "SkyReelsInterpolateFrames": ["fps", "multiplier", "target_fps", "scene_cut", "ensemble", "scale", "batch"],
+    "SkyReelsUpscaleVideo": ["tile", "overlap", "batch"],
 }
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "COMBO", "BOOLEAN")
-CORE_TYPES = WIDGET_TYPES + ("IMAGE", "MASK", "LATENT", "AUDIO", "VIDEO", "CONDITIONING", "MODEL", "VAE")
+CORE_TYPES = WIDGET_TYPES + ("IMAGE", "MASK", "LATENT", "AUDIO", "VIDEO", "CONDITIONING", "MODEL", "VAE",
+                              "UPSCALE_MODEL", "UPSCALEMODEL")  # the second: io.UpscaleModel in the stand-in schema
 
 
 # --------------------------------------------------------------------------------------- fake runtime
@@ -145,6 +152,7 @@ def _runtime_fakes(loaded: list, server: FakeServer, model_dir: Path) -> dict[st
         "comfy.model_management", get_torch_device=lambda: cpu, unet_offload_device=lambda: cpu,
         vae_device=lambda: cpu, vae_offload_device=lambda: cpu, text_encoder_device=lambda: cpu,
         text_encoder_offload_device=lambda: cpu, load_models_gpu=lambda models, **kw: loaded.extend(models),
+        free_memory=lambda size, device, **kw: None,
         should_use_bf16=lambda device=None: False, should_use_fp16=lambda device=None: False,
         vae_dtype=lambda device=None, allowed=(): torch.float32,
         throw_exception_if_processing_interrupted=FakeCancel.throw_if_pressed,
@@ -257,7 +265,14 @@ def env(tmp_path_factory):
     loaded, server = [], FakeServer()
     fakes = _runtime_fakes(loaded, server, models)
     with contextlib.ExitStack() as stack:
+        # torch submodules first imported by ComfyUI here (torch.distributed, torch._inductor...) register C++
+        # operator libraries that cannot be registered twice: they outlive the sys.modules restore below, so the
+        # next test module's import of ComfyUI finds them instead of importing (and registering) them again
+        torch_modules: dict[str, types.ModuleType] = {}
+        stack.callback(sys.modules.update, torch_modules)
         stack.enter_context(patch.dict(sys.modules))
+        stack.callback(lambda: torch_modules.update(
+            {k: m for k, m in sys.modules.items() if k == "torch" or k.startswith("torch.")}))
         if HOST_COMFY.is_dir():
             stack.enter_context(patch.object(sys, "path", [str(HOST_COMFY)] + sys.path))
             importlib.import_module("comfy_api.latest")  # the real V3 schema (imports the real `comfy` package)
