@@ -45,7 +45,7 @@ WORKFLOWS = {
          "rife": ("SkyReelsRIFELoader", 0, 3, {"model_name": "rife426.pth"}, None),
          "sr": ("UpscaleModelLoader", 0, 4, {"model_name": "RealESRGAN_x2plus.pth"}, None),
          "text": ("SkyReelsTextEncode", 1, 0, {"positive": DF_PROMPT}, None),
-         "df": ("SkyReelsDFSampler", 2, 0, {"seed": 42}, None),
+         "df": ("SkyReelsDFSampler", 2, 0, {"seed": 42, "color_match": 0.5}, None),
          "decode": ("SkyReelsVAEDecode", 3, 0, {}, None),
          "interpolate": ("SkyReelsInterpolateFrames", 3, 1, {"fps": 24.0, "multiplier": 2}, None),
          "upscale": ("SkyReelsUpscaleVideo", 4, 0, {}, None),

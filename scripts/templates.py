@@ -71,12 +71,13 @@ MODEL_FILES: dict[str, ModelFile] = {m.name: m for m in (
     ModelFile("chinese-wav2vec2-base", "audio_encoders", None,
               "the chinese-wav2vec2-base/ folder of Skywork/SkyReels-V3-A2V-19B"),
     ModelFile("skyreels_v4_refiner.safetensors", "diffusion_models", None, "not released"),
-    ModelFile("rife426.pth", "frame_interpolation",
-              "https://github.com/styler00dollar/VSGAN-tensorrt-docker/releases/download/models/rife426.pth",
-              "RIFE 4.26 (hzwer/Practical-RIFE), the file ComfyUI-Frame-Interpolation uses"),
-    ModelFile("RealESRGAN_x2plus.pth", "upscale_models",
-              "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth",
-              "xinntao/Real-ESRGAN release v0.2.1"),
+    # .pth files on GitHub releases: the frontend downloads only .safetensors from Hugging Face / Civitai, so these
+    # carry no properties.models entry; the Note and the README say where they come from
+    ModelFile("rife426.pth", "frame_interpolation", None,
+              "RIFE 4.26 (hzwer/Practical-RIFE) as ComfyUI-Frame-Interpolation downloads it: "
+              "github.com/styler00dollar/VSGAN-tensorrt-docker/releases/download/models/rife426.pth"),
+    ModelFile("RealESRGAN_x2plus.pth", "upscale_models", None,
+              "github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth"),
 )}
 
 # tiny test file -> the real file a template names instead

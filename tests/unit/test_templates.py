@@ -20,7 +20,9 @@ IDS = [p.stem for p in WORKFLOWS]
 FOLDER_OF = {"SkyReelsModelLoader": "diffusion_models", "SkyReelsV4ModelLoader": "diffusion_models",
              "SkyReelsVAELoader": "vae", "SkyReelsV4AudioCodecLoader": "vae",
              "SkyReelsTextEncoderLoader": "text_encoders", "SkyReelsV4TextEncoderLoader": "text_encoders",
-             "SkyReelsCLIPVisionLoader": "clip_vision", "SkyReelsV3AudioEncoderLoader": "audio_encoders"}
+             "SkyReelsCLIPVisionLoader": "clip_vision", "SkyReelsV3AudioEncoderLoader": "audio_encoders",
+             "SkyReelsV4RefinerLoader": "diffusion_models", "SkyReelsRIFELoader": "frame_interpolation",
+             "UpscaleModelLoader": "upscale_models"}
 
 
 def load(path: Path) -> dict:
