@@ -245,6 +245,11 @@ class SkyReelsV4Refine(io.ComfyNode):
         for name, value, low in (("width", width, shape.pixel_size[1]), ("height", height, shape.pixel_size[0])):
             if value % 16 or value < low:
                 raise SkyReelsInputError(f"{name} = {value} must be a multiple of 16 and at least the input's {low}.")
+        low_h, low_w = shape.pixel_size
+        if abs(width * low_h / (height * low_w) - 1) > 0.01:
+            log.warning("SkyReels V4 Refine: %dx%d is not the aspect ratio of the %dx%d video; the picture is "
+                        "stretched (give the base latent the same aspect, e.g. half the size).", width, height, low_w,
+                        low_h)
         factor = 2 if double_fps else 1
         timing = refine_timing(shape.frames, fps, factor)
         target = VideoLatentShape(shape.batch, 16, timing.latent_frames, height // SPACE_STRIDE, width // SPACE_STRIDE)

@@ -9,7 +9,7 @@ As scripts/make_v3_workflows.py: node by node with LiteGraph in the embedded Com
 
 - "SkyReels-V2 Long Video to 1080p 48 fps": the DF long-video graph (960x544, 257 frames at 24 fps), then RIFE 4.26
   x2 (48 fps) and Real-ESRGAN x2plus (1920x1088), all on public weights.
-- "SkyReels-V4 Cinematic 1080p 32 fps": the V4 text-to-video+audio graph at 832x480 / 81 frames / 16 fps with six
+- "SkyReels-V4 Cinematic 1080p 32 fps": the V4 text-to-video+audio graph at 960x544 / 81 frames / 16 fps with six
   1920x1088 keyframes, then the refiner (1920x1088, 161 frames at 32 fps) and a tiled decode with the audio.
 """
 
@@ -64,13 +64,15 @@ WORKFLOWS = {
          ("upscale", 0, "create", "images"), ("interpolate", 1, "create", "fps"), ("create", 0, "save", "video")]),
     "skyreels_v4_cinematic": (
         {**{k: v for k, v in v4.COMMON.items() if k not in ("decode", "create")},
+         # half of 1920x1088 in each direction: the refiner stretches the low-res video, so keep the aspect
+         "latent": ("SkyReelsV4EmptyAVLatent", 1, 2, {"width": 960, "height": 544, "frames": 81, "fps": 16.0}, None),
          "keyframes": ("SkyReelsV4Keyframes", 1, 3, {"width": 1920, "height": 1088, "count": 6}, None),
          "refiner": ("SkyReelsV4RefinerLoader", 0, 4, {"model_name": "skyreels_v4_refiner.safetensors"}, None),
          "refine": ("SkyReelsV4Refine", 3, 0, {"width": 1920, "height": 1088, "seed": 42}, None),
          "decode": ("SkyReelsV4Decode", 4, 0, {"tile_size": 512, "tile_overlap": 64}, None),
          "create": ("CreateVideo", 4, 1, {}, None),
          "save": ("SaveVideo", 5, 0, {"filename_prefix": "video/skyreels_v4_cinematic"}, None),
-         "note": note("Two stages (SkyReels-V4 paper §4.5): the base model samples 832x480 at 16 fps together with "
+         "note": note("Two stages (SkyReels-V4 paper §4.5): the base model samples 960x544 at 16 fps together with "
                       "6 keyframes at 1920x1088; the refiner (skyreels_v4_refiner.safetensors in "
                       "models/diffusion_models/, not released: any file in the documented layout) rebuilds the "
                       "video at 1920x1088 and doubles the frame rate (81 -> 161 frames, 32 fps, the same 5 s). Keep "

@@ -136,6 +136,8 @@ TEMPLATES = (
              "Diffusion forcing from a start image (Load Image -> start_image)."),
     Template("skyreels_v2_df_extend", "SkyReels-V2 DF Extend a Clip",
              "Continue a clip: Load Video -> Get Video Components -> extend_video (width/height = the clip's)."),
+    Template("skyreels_v2_df_upscale", "SkyReels-V2 Long Video to 1080p 48 fps",
+             "Diffusion forcing 960x544 at 24 fps -> RIFE x2 (48 fps) -> Real-ESRGAN x2 (1920x1088) -> mp4."),
     Template("skyreels_v3_r2v", "SkyReels-V3 Reference to Video",
              "1-4 reference images (people, objects, a place) + a prompt -> a 5 s, 24 fps video of them; 8 steps."),
     Template("skyreels_v3_extend", "SkyReels-V3 Extend a Clip",
@@ -144,8 +146,6 @@ TEMPLATES = (
              "A cut to the next shot (cut-in, cut-out, reverse shot...) after a clip, joined into one mp4."),
     Template("skyreels_v3_talking_avatar", "SkyReels-V3 Talking Avatar",
              "A portrait + a voice track -> a lip-synced video as long as the voice (up to 200 s) at 25 fps."),
-    Template("skyreels_v2_df_upscale", "SkyReels-V2 Long Video to 1080p 48 fps",
-             "Diffusion forcing 960x544 at 24 fps -> RIFE x2 (48 fps) -> Real-ESRGAN x2 (1920x1088) -> mp4."),
     Template("skyreels_v4_t2av", "SkyReels-V4 Text to Video and Audio",
              "One prompt with <dialogue>/<sfx>/<bgm> tags -> video with a 44.1 kHz soundtrack."),
     Template("skyreels_v4_i2av", "SkyReels-V4 Image to Video and Audio", "A first frame -> video + audio."),
@@ -156,7 +156,7 @@ TEMPLATES = (
     Template("skyreels_v4_inpaint_edit", "SkyReels-V4 Inpaint and Edit",
              "Regenerate the white region of a mask in a clip; fresh audio."),
     Template("skyreels_v4_cinematic", "SkyReels-V4 Cinematic 1080p 32 fps",
-             "Base 832x480 at 16 fps + 1920x1088 keyframes -> refiner -> 1920x1088 at 32 fps, tiled decode, with audio."),
+             "Base 960x544 at 16 fps + 1920x1088 keyframes -> refiner -> 1920x1088 at 32 fps, tiled decode, with audio."),
 )
 BY_NAME = {t.name: t for t in TEMPLATES}
 
