@@ -112,6 +112,18 @@ def check_references(refs: V4References | None, shape: VideoLatentShape) -> None
 # --------------------------------------------------------------------------------------------- loaders
 
 
+def load_av_module(model_name: str, weight_dtype: str, attention: str):
+    """An AV MMDiT file of models/diffusion_models on the CPU, in the loader's weight dtype (default: the device's
+    compute dtype) and attention backend (the V4 model and refiner loaders)."""
+    from ..skyreels_core.models.av_mmdit import load_av_dit
+
+    load_device, _ = bridge.devices("dit")
+    dtype = WEIGHT_DTYPES[bridge.check_choice("weight_dtype", weight_dtype, AV_WEIGHT_DTYPES)][0]
+    return load_av_dit(bridge.model_path("diffusion_models", model_name),
+                       dtype=dtype or bridge.compute_dtype(load_device), device="cpu",
+                       attn_backend=resolve_attention(attention))
+
+
 class SkyReelsV4ModelLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -137,14 +149,7 @@ class SkyReelsV4ModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str, weight_dtype: str, attention: str) -> io.NodeOutput:
-        from ..skyreels_core.models.av_mmdit import load_av_dit
-
-        load_device, _ = bridge.devices("dit")
-        dtype = WEIGHT_DTYPES[bridge.check_choice("weight_dtype", weight_dtype, AV_WEIGHT_DTYPES)][0]
-        dtype = dtype or bridge.compute_dtype(load_device)
-        module = load_av_dit(bridge.model_path("diffusion_models", model_name), dtype=dtype, device="cpu",
-                             attn_backend=resolve_attention(attention))
-        return io.NodeOutput(bridge.manage(module, "dit", model_name))
+        return io.NodeOutput(bridge.manage(load_av_module(model_name, weight_dtype, attention), "dit", model_name))
 
 
 class SkyReelsV4TextEncoderLoader(io.ComfyNode):

@@ -23,7 +23,7 @@ from ..skyreels_core.conditioning.v4 import latent_keep_mask
 from ..skyreels_core.errors import SkyReelsInputError
 from ..skyreels_core.shapes import SPACE_STRIDE, VideoLatentShape
 from . import comfy_bridge as bridge
-from .loaders import ATTENTION_CHOICES, WEIGHT_DTYPES, resolve_attention
+from .loaders import ATTENTION_CHOICES
 from .sampler import check_sampler_values, solver_input
 from .types import (
     AVTextEmbeds,
@@ -33,7 +33,7 @@ from .types import (
     SkyReelsVAE,
     V4Keyframes,
 )
-from .v4 import AV_WEIGHT_DTYPES, CATEGORY, MAX_SIZE, av_geometry, check_text_width
+from .v4 import AV_WEIGHT_DTYPES, CATEGORY, MAX_SIZE, av_geometry, check_text_width, load_av_module
 from .v4_audio import AUDIO_KEY, LENGTH_KEY
 
 log = logging.getLogger("SkyReels")
@@ -80,15 +80,10 @@ class SkyReelsV4RefinerLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str, weight_dtype: str, attention: str, sparse_attention: str) -> io.NodeOutput:
-        from ..skyreels_core.models.av_mmdit import load_av_dit
         from ..skyreels_core.pipelines.refine import check_refiner_model
 
         bridge.check_choice("sparse_attention", sparse_attention, SPARSE_CHOICES)
-        load_device, _ = bridge.devices("dit")
-        dtype = WEIGHT_DTYPES[bridge.check_choice("weight_dtype", weight_dtype, AV_WEIGHT_DTYPES)][0]
-        dtype = dtype or bridge.compute_dtype(load_device)
-        module = load_av_dit(bridge.model_path("diffusion_models", model_name), dtype=dtype, device="cpu",
-                             attn_backend=resolve_attention(attention))
+        module = load_av_module(model_name, weight_dtype, attention)
         check_refiner_model(module)
         if sparse_attention == "dense":
             module.config = dataclasses.replace(module.config, attention_window=(0, 0, 0))

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 
-import av
 import pytest
 from make_example_inputs import NAMES, V3_CLIP_FPS, V3_CLIP_FRAMES
+from test_v3_e2e import probe
 
 RATE, AAC_FRAME = 44100, 1024
 
@@ -25,20 +25,6 @@ RATE, AAC_FRAME = 44100, 1024
 def node_id_of(api: dict, class_type: str) -> str:
     (nid,) = [k for k, n in api.items() if n["class_type"] == class_type]
     return nid
-
-
-def probe(path) -> dict:
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(video))
-        info = {"video": (frames, video.codec_context.width, video.codec_context.height, float(video.average_rate)),
-                "audio_seconds": None}
-    with av.open(str(path)) as container:
-        if container.streams.audio:
-            audio = container.streams.audio[0]
-            samples = sum(f.samples for f in container.decode(audio))
-            info["audio_seconds"] = samples / audio.codec_context.sample_rate
-    return info
 
 
 def df_upscale_smoke(api_workflow) -> dict:
