@@ -271,14 +271,14 @@ def env(tmp_path_factory):
         torch_modules: dict[str, types.ModuleType] = {}
         stack.callback(sys.modules.update, torch_modules)
         stack.enter_context(patch.dict(sys.modules))
-        stack.callback(lambda: torch_modules.update(
-            {k: m for k, m in sys.modules.items() if k == "torch" or k.startswith("torch.")}))
         if HOST_COMFY.is_dir():
             stack.enter_context(patch.object(sys, "path", [str(HOST_COMFY)] + sys.path))
             importlib.import_module("comfy_api.latest")  # the real V3 schema (imports the real `comfy` package)
         else:
             fakes.update(_fake_comfy_api())
         stack.enter_context(_swap_modules(fakes))
+        stack.callback(lambda: torch_modules.update(  # runs first on exit, before either sys.modules restore
+            {k: m for k, m in sys.modules.items() if k == "torch" or k.startswith("torch.")}))
         pack = _import_pack()
         core = importlib.import_module(PACK + ".skyreels_core")
         yield types.SimpleNamespace(pack=pack, core=core, loaded=loaded, server=server, models=models,
