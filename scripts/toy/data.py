@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import torch
 
 __all__ = [
-    "BACKGROUNDS", "COLOURS", "FPS", "FRAMES", "HELD_OUT", "MOTIONS", "SHAPES", "SIZE",
+    "BACKGROUNDS", "CFG_SCALE", "COLOURS", "FPS", "FRAMES", "HELD_OUT", "MOTIONS", "NEGATIVE", "SHAPES", "SHIFT",
+    "SIZE", "STEPS",
     "Combo", "ObjectTrack", "ToyClip", "all_combos", "caption", "centroid_velocity", "measure_object",
     "render_clip", "sample_clips", "split_combos",
 ]
@@ -42,6 +43,8 @@ COLOURS = {
 BACKGROUNDS = {"black": (0.05, 0.05, 0.05), "gray": (0.5, 0.5, 0.5), "white": (0.95, 0.95, 0.95)}
 # "bounces": moves sideways fast and reflects off the left / right walls (the sound events of the V4 toy data).
 MOTIONS = ("left", "right", "up", "down", "bounces")
+# Recommended sampling settings of the toy models (the quality tests and the README use them).
+STEPS, SHIFT, CFG_SCALE, NEGATIVE = 12, 3.0, 5.0, ""
 _DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
 
 
