@@ -61,12 +61,12 @@ def test_bounce_events_are_velocity_flips():
     for seed in range(20):
         clip = data.render_clip(data.Combo("triangle", "red", "black", "bounces"), seed)
         vx = clip.centres[1:, 0] - clip.centres[:-1, 0]
-        flips = tuple(f + 1 for f in range(1, len(vx)) if vx[f] * vx[f - 1] < 0)
-        # a flip between frame f-1 -> f and f -> f+1 happens at the reflection frame f, or the frame after it;
-        # a bounce on the last frame has no later frame to show the flip
-        seen = tuple(e for e in clip.events if e < data.FRAMES - 1)
-        assert len(flips) == len(seen)
-        assert all(abs(a - b) <= 1 for a, b in zip(flips, seen, strict=True))
+        flips = tuple(f for f in range(1, len(vx)) if vx[f] * vx[f - 1] < 0)  # frame f is a turning point
+        # the turning point is the reflection frame or the one before it (the fold may land short of it); a
+        # bounce at the first / last step may not show as a sign change of the frame-to-frame displacement
+        assert all(any(abs(f - e) <= 1 for e in clip.events) for f in flips), (flips, clip.events)
+        interior = [e for e in clip.events if 1 < e < data.FRAMES - 2]
+        assert all(any(abs(f - e) <= 1 for f in flips) for e in interior), (flips, clip.events)
         assert float(clip.centres[:, 0].min()) >= clip.radius - 1e-4
         assert float(clip.centres[:, 0].max()) <= data.SIZE - clip.radius + 1e-4
         assert float(clip.centres[:, 1].std()) < 1e-4  # no vertical motion
