@@ -3,7 +3,7 @@
     python scripts/train_toy.py --seed 0 [--out toy_models] [--stages text,vae,dit,sample] [--quick]
 
 (the shipped files: exactly this command with the defaults; on the development machine's shared 2-core CPU it took
-about 8 min for the VAE and MEASURED_DIT min for the DiT stage)
+about 8 min for the VAE and 6 min for the DiT stage; several times longer while other jobs shared the CPU)
 
 Writes, in ComfyUI `models/` sub-folders under --out (default: the repo's `toy_models/`):
   text_encoders/umt5_xxl_toy.safetensors    the frozen random tiny umT5 of the test host (same builder, same bytes),
