@@ -26,6 +26,7 @@ verify       imports torch/torchvision/torchaudio/av/playwright, PyAV writes an 
 link         custom_nodes/ComfyUI-SkyReels -> this checkout (re-pointed on every run)
 tiny_models  scripts/make_tiny_checkpoints.py <host>/ComfyUI/models (re-run when it or skyreels_core changes): the
              tiny files, and the same tiny models under the real file names the shipped templates name
+toy_models   the trained toy models of toy_models/ copied into <host>/ComfyUI/models (every run; copies what changed)
 examples     workflows/example_inputs/* -> <host>/ComfyUI/input (the templates' Load Image/Video/Audio files)
 """
 
@@ -310,6 +311,21 @@ class Steps:
                   lambda: _run([self.py, maker, self.comfy / "models"], self.host / "tiny_models.log", cwd=REPO,
                                env=env))
 
+    def toy_models(self) -> None:
+        """The pack's trained toy models (toy_models/<folder>/..., scripts/train_toy.py) into ComfyUI's models/
+        folders, as `make demo` and the quality tests use them (cheap: copies only what changed)."""
+        src = REPO / "toy_models"
+        count = 0
+        for f in sorted(src.rglob("*")) if src.is_dir() else []:
+            if not f.is_file():
+                continue
+            dst = self.comfy / "models" / f.relative_to(src)
+            if not dst.is_file() or dst.stat().st_size != f.stat().st_size or dst.read_bytes() != f.read_bytes():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(f, dst)
+            count += 1
+        LOG.info("[toy_models] %d toy model files in %s", count, self.comfy / "models")
+
     def example_inputs(self) -> None:
         """The templates' example inputs into ComfyUI's input/ folder (cheap: runs every time)."""
         src = REPO / "workflows" / "example_inputs"
@@ -454,6 +470,7 @@ def main(argv=None) -> int:
     s.step("verify", _hash(TV_GUARD), s.verify)
     s.link()
     s.tiny_models()
+    s.toy_models()
     s.example_inputs()
     LOG.info("test host ready in %.1f s: %s (ComfyUI %s, python %s)", time.monotonic() - t0, host, src.version, s.py)
     return 0
