@@ -19,7 +19,7 @@ import torch
 from comfy_api.latest import io
 
 from ..skyreels_core.conditioning.refine import plan_keyframes, refine_timing
-from ..skyreels_core.conditioning.v4 import latent_keep_mask
+from ..skyreels_core.conditioning.v4 import condition_inpaint
 from ..skyreels_core.errors import SkyReelsInputError
 from ..skyreels_core.shapes import SPACE_STRIDE, VideoLatentShape
 from . import comfy_bridge as bridge
@@ -147,30 +147,23 @@ def sampler_keyframes(request: V4Keyframes | None, shape: VideoLatentShape):
 
 
 def _keep_inputs(vae, video, mask, shape: VideoLatentShape):
-    """(keep latent, keep mask) on the refined grid from a source hi-res video and a MASK (1 = refine, 0 = keep)."""
-    from ..skyreels_core.conditioning.images import check_image, fit_crop, pixels_to_video
-
+    """(keep latent, keep mask) on the refined grid from a source hi-res video and a MASK (1 = refine, 0 = keep):
+    the V4 inpainting condition (one encoding and mask path for both), a missing mask keeping the whole video."""
     if video is None and mask is None:
         return None, None
     if video is None or vae is None:
         raise SkyReelsInputError("Keeping regions needs keep_video and vae (the source video is VAE-encoded at the "
                                  "refined size); connect both, or disconnect mask.")
-    frames = check_image(video, "keep_video")
-    if frames.shape[0] != shape.pixel_frames:
+    if isinstance(video, torch.Tensor) and video.ndim == 4 and video.shape[0] != shape.pixel_frames:
         raise SkyReelsInputError(
-            f"keep_video has {frames.shape[0]} frames but the refined video has {shape.pixel_frames} (at the doubled "
+            f"keep_video has {video.shape[0]} frames but the refined video has {shape.pixel_frames} (at the doubled "
             "frame rate when double_fps is on); give one frame per output frame.")
-    height, width = shape.pixel_size
-    pixels = pixels_to_video(fit_crop(frames, height, width))
+    if mask is None:
+        mask = torch.zeros(1, *video.shape[1:3])  # nothing to refine: the whole source is kept
     bridge.load_for_use(vae)
     with torch.no_grad():
-        latent = vae.runner.encode(pixels).float().cpu().expand(shape.batch, -1, -1, -1, -1)
-    if mask is None:
-        keep = torch.ones(1, 1, shape.frames, shape.height, shape.width)
-    else:
-        mask = mask if mask.ndim == 3 else mask[None]
-        keep = latent_keep_mask(mask.float().expand(shape.pixel_frames, -1, -1), shape)
-    return latent, keep.expand(shape.batch, -1, -1, -1, -1)
+        condition = condition_inpaint(vae.runner, video, mask, shape)
+    return condition.latent, condition.mask
 
 
 class SkyReelsV4Refine(io.ComfyNode):

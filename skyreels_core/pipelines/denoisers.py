@@ -179,12 +179,9 @@ class AVDenoiser:
         from ..models.av_mmdit import AudioStream, VideoStream
 
         dtype = self.dtype
-        video_in = None
-        if video is not None:
-            video_in = VideoStream(x=_cast(video, dtype), refs=_cast(self.video_refs, dtype))
-            if keyframes is not None:
-                video_in = VideoStream(x=video_in.x, refs=video_in.refs, keyframes=_cast(keyframes, dtype),
-                                       keyframe_index=self.keyframe_index)
+        video_in = None if video is None else VideoStream(
+            x=_cast(video, dtype), refs=_cast(self.video_refs, dtype), keyframes=_cast(keyframes, dtype),
+            keyframe_index=self.keyframe_index if keyframes is not None else ())
         audio_in = None if audio is None else AudioStream(x=_cast(audio, dtype), refs=_cast(self.audio_refs, dtype))
         ctx = context.to(t.device, self.dtype)
         if ctx.shape[0] != t.shape[0]:
